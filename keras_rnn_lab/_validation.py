@@ -1,0 +1,70 @@
+"""Argument checks shared by every cell and layer.
+
+Each check raises early with the argument's name, what arrived and what was
+expected, so a typo never turns into a deep TensorFlow trace.
+"""
+
+import numbers
+
+import keras
+
+
+def check_units(units):
+    """`units` must be a positive Python int (bools are rejected too)."""
+    if isinstance(units, bool) or not isinstance(units, numbers.Integral):
+        raise TypeError(
+            f"Argument `units` must be a positive int; received {units!r} "
+            f"of type {type(units).__name__}."
+        )
+    if units <= 0:
+        raise ValueError(f"Argument `units` must be a positive int; received {units}.")
+    return int(units)
+
+
+def check_rate(name, rate):
+    """A dropout rate must be a number in [0, 1)."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` must be a float in [0, 1); received {rate!r} "
+            f"of type {type(rate).__name__}."
+        )
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"Argument `{name}` must be a float in [0, 1); received {rate}.")
+    return float(rate)
+
+
+def get_activation(name, identifier):
+    """Resolve a Keras activation, naming the argument when it is unknown."""
+    try:
+        return keras.activations.get(identifier)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"Argument `{name}` must be a Keras activation (a name such as 'tanh' "
+            f"or 'relu', or a callable); received {identifier!r}."
+        ) from err
+
+
+def check_step_input_shape(layer_name, step_shape):
+    """A cell sees one time step: (batch, features), i.e. a rank-3 sequence."""
+    if len(step_shape) != 2:
+        raise ValueError(
+            f"{layer_name} expects sequences of rank 3 (batch, time, features); "
+            f"received input with shape {(step_shape[0], None) + tuple(step_shape[1:])} "
+            f"(rank {len(step_shape) + 1}, time axis shown as None)."
+        )
+    if step_shape[-1] is None:
+        raise ValueError(
+            f"{layer_name} needs a known feature size (last axis); received "
+            f"step shape {tuple(step_shape)}."
+        )
+
+
+def check_feature_size(layer_name, inputs, kernel):
+    """The last axis of the input must match the kernel built for it."""
+    received = inputs.shape[-1]
+    expected = kernel.shape[0]
+    if received is not None and received != expected:
+        raise ValueError(
+            f"{layer_name} was built for inputs with {expected} features, but "
+            f"received inputs with {received} features (shape {tuple(inputs.shape)})."
+        )

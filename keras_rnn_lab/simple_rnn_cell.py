@@ -1,0 +1,31 @@
+"""The lecture's vanilla recurrent cell."""
+
+import keras
+
+from keras_rnn_lab.cell_base import RecurrentCell
+
+
+@keras.saving.register_keras_serializable(package="keras_rnn_lab")
+class SimpleRNNCell(RecurrentCell):
+    """One step of a vanilla RNN, the lecture's first recurrent network.
+
+        s_t = f(x_t U + s_{t-1} W + b)
+
+    x_t is the step input (batch, features), s_{t-1} the previous state
+    (batch, units), U = `kernel`, W = `recurrent_kernel`, b = `bias`, and f the
+    `activation`: tanh by default, ReLU (`activation="relu"`) or any Keras
+    activation.  The output is the new state s_t.
+
+    With `dropout`/`recurrent_dropout` and `training=True`, x_t and s_{t-1} are
+    multiplied by masks drawn once per batch (the same at every step) before the
+    products with U and W.  Arguments and weights match `keras.layers.SimpleRNNCell`.
+    """
+
+    gates = 1
+
+    def call(self, inputs, states, training=False):
+        s_prev = states[0] if isinstance(states, (list, tuple)) else states
+        x, s_prev_dropped = self.masked_step_inputs(inputs, s_prev, training)
+        pre_activation = self.project_inputs(x) + keras.ops.matmul(s_prev_dropped, self.recurrent_kernel)
+        s = self.activation(pre_activation)
+        return s, [s] if isinstance(states, (list, tuple)) else s
