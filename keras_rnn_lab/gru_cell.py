@@ -35,6 +35,7 @@ class GRUCell(RecurrentCell):
         units,
         activation="tanh",
         recurrent_activation="sigmoid",
+        *,  # keyword-only from here: Keras's 4th positional argument is use_bias
         reset_after=True,
         update_convention="keras",
         **kwargs,

@@ -26,7 +26,8 @@ class LSTMCell(RecurrentCell):
 
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", *, unit_forget_bias=True, **kwargs):
+        # Keyword-only after the activations: Keras's 4th positional is use_bias.
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _validation.get_activation("recurrent_activation", recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)

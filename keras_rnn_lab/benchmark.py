@@ -1,0 +1,232 @@
+"""Side-by-side speed of the Keras built-ins, `RNN(our cell)` and our fast layers.
+
+    python -m keras_rnn_lab.benchmark                      # all cells, three shapes
+    python -m keras_rnn_lab.benchmark --cells lstm --shapes reference --repeats 21
+    python -m keras_rnn_lab.benchmark --json bench.json
+
+Everything is measured in one process and *interleaved*: each repeat times every
+candidate once, in turn, so a noisy neighbour slows all of them alike.  The
+table shows median milliseconds and the speed-up over the built-in
+(built-in median / candidate median; > 1 is faster).  PyTorch's nn.LSTM / nn.GRU
+/ nn.RNN join the table when torch is installed (`pip install torch==2.13.0`).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_rnn_lab  # noqa: E402
+
+# (batch, time, features, units); "reference" is the shape the targets are set on.
+SHAPES = {
+    "small": (32, 50, 32, 128),
+    "reference": (64, 100, 64, 256),
+    "large": (64, 200, 128, 512),
+}
+CELLS = {
+    "simple_rnn": (keras.layers.SimpleRNN, keras_rnn_lab.SimpleRNNCell, keras_rnn_lab.SimpleRNN),
+    "lstm": (keras.layers.LSTM, keras_rnn_lab.LSTMCell, keras_rnn_lab.LSTM),
+    "gru": (keras.layers.GRU, keras_rnn_lab.GRUCell, keras_rnn_lab.GRU),
+}
+TORCH_MODULES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+@dataclasses.dataclass
+class Row:
+    cell: str
+    shape: str
+    candidate: str
+    train_ms: float
+    infer_ms: float
+    train_speedup: float = 1.0
+    infer_speedup: float = 1.0
+
+
+def _keras_candidates(cell, units):
+    builtin, cell_class, fast = CELLS[cell]
+    return {
+        "keras built-in": builtin(units),
+        "RNN(our cell)": keras.layers.RNN(cell_class(units)),
+        "keras_rnn_lab": fast(units),
+    }
+
+
+def _keras_steps(layer, x, y):
+    """Compiled training step (forward, MSE, gradients, SGD update) and inference."""
+    layer(x)
+    optimizer = keras.optimizers.SGD(1e-6)
+    optimizer.build(layer.trainable_variables)
+
+    @tf.function
+    def train():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(layer(x, training=True) - y))
+        optimizer.apply(tape.gradient(loss, layer.trainable_variables), layer.trainable_variables)
+        return loss
+
+    @tf.function
+    def infer():
+        return layer(x, training=False)
+
+    return lambda: train().numpy(), lambda: infer().numpy()
+
+
+def _torch_steps(cell, x, y):
+    import torch
+
+    batch, _, features = x.shape
+    module = getattr(torch.nn, TORCH_MODULES[cell])(features, y.shape[-1], batch_first=True)
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-6)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def last_output():
+        out, _ = module(tx)
+        return out[:, -1]
+
+    def train():
+        optimizer.zero_grad()
+        loss = ((last_output() - ty) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def infer():
+        with torch.no_grad():
+            return last_output().numpy()
+
+    return train, infer
+
+
+def _torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _interleaved_medians(candidates, repeats, warmup=2):
+    """{name: median seconds} with every repeat running each candidate once."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def bench_layer(cell, shape_name, repeats, with_torch):
+    batch, steps, features, units = SHAPES[shape_name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, steps, features), dtype=np.float32)
+    y = rng.standard_normal((batch, units), dtype=np.float32)
+    trains, infers = {}, {}
+    for name, layer in _keras_candidates(cell, units).items():
+        trains[name], infers[name] = _keras_steps(layer, tf.constant(x), tf.constant(y))
+    if with_torch:
+        trains["torch"], infers["torch"] = _torch_steps(cell, x, y)
+    train_ms = _interleaved_medians(trains, repeats)
+    infer_ms = _interleaved_medians(infers, repeats)
+    rows = [Row(cell, shape_name, name, 1e3 * train_ms[name], 1e3 * infer_ms[name]) for name in trains]
+    return _with_speedups(rows)
+
+
+def bench_model(repeats, vocabulary=2000, batch=64, steps=100, units=256):
+    """Embedding -> LSTM -> Dense over tokens, one `train_on_batch` per sample."""
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, vocabulary, size=(batch, steps))
+    labels = rng.integers(0, 2, size=(batch, 1)).astype("float32")
+    trains, infers = {}, {}
+    for name, lstm in (("keras built-in", keras.layers.LSTM), ("keras_rnn_lab", keras_rnn_lab.LSTM)):
+        model = keras.Sequential(
+            [keras.Input((steps,), dtype="int32"), keras.layers.Embedding(vocabulary, 64), lstm(units), keras.layers.Dense(1)]
+        )
+        model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        trains[name] = lambda m=model: m.train_on_batch(tokens, labels)
+        infers[name] = lambda m=model: m.predict_on_batch(tokens)
+    train_ms = _interleaved_medians(trains, repeats)
+    infer_ms = _interleaved_medians(infers, repeats)
+    rows = [Row("lstm model", f"{batch}x{steps} tokens", n, 1e3 * train_ms[n], 1e3 * infer_ms[n]) for n in trains]
+    return _with_speedups(rows)
+
+
+def _with_speedups(rows):
+    base = next(r for r in rows if r.candidate == "keras built-in")
+    for row in rows:
+        row.train_speedup = base.train_ms / row.train_ms
+        row.infer_speedup = base.infer_ms / row.infer_ms
+    return rows
+
+
+def format_table(rows):
+    header = f"{'cell':<11} {'shape':<18} {'candidate':<15} {'train ms':>9} {'x built-in':>10} {'infer ms':>9} {'x built-in':>10}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        shape = r.shape if r.shape not in SHAPES else f"{r.shape} {'x'.join(map(str, SHAPES[r.shape]))}"
+        lines.append(
+            f"{r.cell:<11} {shape:<18.18} {r.candidate:<15} {r.train_ms:>9.1f} {r.train_speedup:>10.2f} "
+            f"{r.infer_ms:>9.1f} {r.infer_speedup:>10.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _comma_list(allowed):
+    def parse(text):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [item for item in items if item not in allowed]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {sorted(allowed)}; received {text!r}")
+        return items
+
+    return parse
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_rnn_lab.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--cells", type=_comma_list(CELLS), default=list(CELLS), help="cells to time (default: all)")
+    parser.add_argument("--shapes", type=_comma_list(SHAPES), default=list(SHAPES), help="shapes (default: all)")
+    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per candidate (median is reported)")
+    parser.add_argument("--no-model", action="store_true", help="skip the Embedding -> LSTM -> Dense model case")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be a positive int; received {args.repeats}")
+
+    with_torch = not args.no_torch and _torch_available()
+    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, torch: {with_torch}")
+    rows = []
+    for shape in args.shapes:
+        for cell in args.cells:
+            rows += bench_layer(cell, shape, args.repeats, with_torch)
+            print(format_table(rows[-(4 if with_torch else 3):]).split("\n", 2)[-1], flush=True)
+    if not args.no_model:
+        rows += bench_model(args.repeats)
+    print()
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump([dataclasses.asdict(r) for r in rows], handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

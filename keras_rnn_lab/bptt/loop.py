@@ -1,0 +1,89 @@
+"""The time loops under the hand-written BPTT (TensorFlow only).
+
+`tf.custom_gradient` bodies are not converted by AutoGraph, so both the forward
+and the backward pass are explicit `tf.while_loop`s over TensorArrays.
+"""
+
+import os
+import tensorflow as tf
+
+# Activations (by their Keras name) whose derivative we can write from the
+# activation's own output y = f(a), which the forward pass keeps anyway:
+# name -> (f, (dy, y) -> dy * f'(a)).  TensorFlow's fused *Grad kernels do the
+# product in one op: tanh' = 1 - y^2, sigmoid' = y (1 - y), relu' = [y > 0].
+# Anything else falls back to autodiff.
+_ACTIVATIONS = {
+    "tanh": (tf.tanh, lambda dy, y: tf.raw_ops.TanhGrad(y=y, dy=dy)),
+    "sigmoid": (tf.sigmoid, lambda dy, y: tf.raw_ops.SigmoidGrad(y=y, dy=dy)),
+    "relu": (tf.nn.relu, lambda dy, y: tf.raw_ops.ReluGrad(gradients=dy, features=y)),
+    "linear": (tf.identity, lambda dy, y: dy),
+}
+
+
+def supports(activation_name):
+    """True when the hand-written backward pass knows this activation."""
+    return activation_name in _ACTIVATIONS
+
+
+def activate(activation_name, a):
+    return _ACTIVATIONS[activation_name][0](a)
+
+
+def times_derivative(activation_name, upstream, y):
+    """upstream * f'(a), with f' written from y = f(a) (no op for linear)."""
+    return _ACTIVATIONS[activation_name][1](upstream, y)
+
+
+def time_loop(step, length, carry, sequences, keep, dtype, reverse=False):
+    """Run `step(t, carry, *sequences_t) -> (carry, outputs_t)` over time.
+
+    sequences: time-major tensors (time, ...), or TensorArrays, read one step
+        at a time.  Passing the forward loop's TensorArrays straight to the
+        backward loop saves a stack and an unstack (a full copy each) of every
+        saved activation.
+    keep: how many of `step`'s per-step outputs (the first ones) to record,
+        each in a TensorArray of `dtype`, written at index t in either direction.
+    reverse: iterate t = length-1 ... 0 (the backward pass).
+    Returns (final carry, [TensorArrays]); `.stack()` gives (time, ...).
+    """
+    readers = [s if isinstance(s, tf.TensorArray) else tf.TensorArray(s.dtype, size=length).unstack(s) for s in sequences]
+
+    def body(i, carry, writers):
+        t = length - 1 - i if reverse else i
+        carry, outputs = step(t, carry, *[reader.read(t) for reader in readers])
+        writers = tuple(w.write(t, o) for w, o in zip(writers, outputs[:keep]))
+        return i + 1, tuple(carry), writers
+
+    writers = tuple(tf.TensorArray(dtype, size=length) for _ in range(keep))
+    _, carry, writers = tf.while_loop(
+        lambda i, *_: i < length,
+        body,
+        (tf.constant(0), tuple(carry), writers),
+        maximum_iterations=length,
+        parallel_iterations=int(os.environ.get("PI", 10)),
+    )
+    return carry, list(writers)
+
+
+def summed_outer_product(left, right):
+    """sum_t left_t^T right_t as one (features, time*batch) x (time*batch, width) matmul."""
+    left_2d = tf.reshape(left, [-1, tf.shape(left)[-1]])
+    right_2d = tf.reshape(right, [-1, tf.shape(right)[-1]])
+    return tf.matmul(left_2d, right_2d, transpose_a=True)
+
+
+def recurrent_kernel_gradient(initial, states, d_pre, recurrent_mask=None):
+    """dW = sum_t (s_{t-1} * mask)^T da_t, with s_{-1} = initial.
+
+    Step 0 is taken apart so steps 1..T-1 use a slice of the stacked states
+    instead of a shifted copy.
+    """
+    if recurrent_mask is not None:
+        initial, states = initial * recurrent_mask, states * recurrent_mask
+    first = tf.matmul(initial, d_pre[0], transpose_a=True)
+    return first + summed_outer_product(states[:-1], d_pre[1:])
+
+
+def or_zeros(gradient, like):
+    """Upstream gradients of unused outputs may arrive as None."""
+    return tf.zeros_like(like) if gradient is None else gradient

@@ -1,0 +1,198 @@
+"""FastRNN: `keras.layers.RNN(cell)` with the time loop replaced by hand-written BPTT.
+
+The layer *is* a `keras.layers.RNN` over one of our cells: constructor, state
+handling (initial_state, stateful, return_state), masking, Bidirectional and
+serialization all come from Keras.  Only `inner_loop` changes:
+
+    1. dropout on x_t (constant across time) is applied to the whole sequence;
+    2. xp = x U + b for all steps in one matmul, outside the loop;
+    3. the recurrence runs in `keras_rnn_lab.bptt`, whose custom gradient keeps one
+       matmul per step in each direction.
+
+Where the fast path cannot apply (another backend, `unroll=True`, an activation
+the hand-written derivative does not cover) the layer falls back to
+`keras.layers.RNN`'s own loop and autodiff, which computes the same function.
+"""
+
+import keras
+
+from keras_rnn_lab.bptt import loop
+
+# Arguments that belong to the layer; everything else configures the cell.
+_LAYER_ARGUMENTS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "zero_output_for_mask",
+    "name",
+    "dtype",
+    "trainable",
+    "activity_regularizer",
+    "autocast",
+    "input_shape",
+)
+# Layer-level entries of a cell's config that the layer's own config already holds.
+_CELL_ONLY_SKIPPED = ("name", "trainable", "dtype")
+
+
+class FastRNN(keras.layers.RNN):
+    """Base of `SimpleRNN`, `LSTM` and `GRU`; subclasses set `cell_class`."""
+
+    cell_class = None
+    # Order of the gate blocks the bptt recurrence expects; None for Keras's own.
+    gate_order = None
+
+    def __init__(self, units, **kwargs):
+        layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGUMENTS if k in kwargs}
+        cell = self.cell_class(
+            units,
+            dtype=layer_kwargs.get("dtype"),
+            trainable=layer_kwargs.get("trainable", True),
+            name=f"{self.cell_class.__name__.lower().replace('cell', '')}_cell",
+            **kwargs,
+        )
+        super().__init__(cell, **layer_kwargs)
+
+    # --- the fast path ---------------------------------------------------------
+    def fast_path_available(self):
+        """Why not, as a string, or None when the hand-written BPTT applies."""
+        if keras.backend.backend() != "tensorflow":
+            return "the hand-written BPTT is TensorFlow code"
+        if self.unroll:
+            return "unroll=True asks for Keras's unrolled loop"
+        for name in self._activation_names():
+            if not loop.supports(name):
+                return f"no hand-written derivative for activation {name!r}"
+        return None
+
+    def _activation_names(self):
+        names = [keras.activations.serialize(self.cell.activation)]
+        if hasattr(self.cell, "recurrent_activation"):
+            names.append(keras.activations.serialize(self.cell.recurrent_activation))
+        return names
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        if len(sequences_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects sequences of rank 3 (batch, time, features); "
+                f"received shape {tuple(sequences_shape)}."
+            )
+        super().build(sequences_shape, initial_state_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        mask = _validated_mask(type(self).__name__, mask, sequences)
+        try:
+            return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        finally:
+            # Keras resets the masks only for cells it recognises; be sure a mask
+            # never outlives its batch.
+            self.cell.reset_dropout_mask()
+            self.cell.reset_recurrent_dropout_mask()
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.fast_path_available() is not None:
+            return super().inner_loop(sequences, initial_state, mask=mask, training=training)
+        import tensorflow as tf  # the fast path is TensorFlow-only (checked above)
+
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        cell = self.cell
+        if training and cell.dropout > 0:
+            # (batch, features) mask broadcast over time: the same units every step.
+            sequences = sequences * cell.get_dropout_mask(sequences[:, 0, :])[:, tf.newaxis, :]
+        recurrent_mask = None
+        if training and cell.recurrent_dropout > 0:
+            recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
+        # x_t U + b for every step as one 2-D matmul (a 3-D matmul becomes a batched
+        # one whose kernel gradient is a sum of per-step products), then
+        # (time, batch, gates*units), blocks in the order `recurrence` computes them.
+        time_major = tf.transpose(sequences, [1, 0, 2])
+        steps, batch, features = (time_major.shape[i] or tf.shape(time_major)[i] for i in range(3))
+        projected = cell.project_inputs(tf.reshape(time_major, [-1, features]), gate_order=self.gate_order)
+        projected = tf.reshape(projected, [steps, batch, projected.shape[-1]])
+        step_mask = None
+        if mask is not None:
+            step_mask = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], projected.dtype)  # (time, batch, 1)
+        if self.go_backwards:
+            projected = tf.reverse(projected, [0])
+            step_mask = None if step_mask is None else tf.reverse(step_mask, [0])
+
+        # Stateful layers pass their state variables: read them here, so the custom
+        # gradient sees plain tensors (it refuses functions that read variables).
+        initial_state = [tf.convert_to_tensor(state) for state in initial_state]
+        states_sequence, final_states = self.recurrence(
+            projected, initial_state, recurrent_mask, step_mask, training=bool(training)
+        )
+        outputs = states_sequence  # (time, batch, units)
+        if step_mask is not None:
+            # keras.layers.RNN's masked output: zero where masked, or else the last
+            # unmasked output (zero before the first one), i.e. h_t times
+            # "some step <= t was unmasked".
+            if self.zero_output_for_mask:
+                outputs = outputs * step_mask
+            else:
+                outputs = outputs * tf.cast(tf.cumsum(step_mask, axis=0) > 0, outputs.dtype)
+        last_output = outputs[-1]
+        outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, tf.newaxis]
+        return last_output, outputs, final_states
+
+    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
+        """Subclasses: run the bptt recurrence; return (h sequence, [final states]).
+
+        `training` picks the hand-written backward pass (True) or the plain
+        forward loop that saves nothing for it (False, inference).
+        """
+        raise NotImplementedError
+
+    # --- Keras layer conveniences ---------------------------------------------
+    @property
+    def units(self):
+        return self.cell.units
+
+    @property
+    def activation(self):
+        return self.cell.activation
+
+    @property
+    def dropout(self):
+        return self.cell.dropout
+
+    @property
+    def recurrent_dropout(self):
+        return self.cell.recurrent_dropout
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = {k: v for k, v in self.cell.get_config().items() if k not in _CELL_ONLY_SKIPPED}
+        return {**config, **cell_config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _validated_mask(layer_name, mask, sequences):
+    """A mask is boolean-like (batch, time) matching the sequences."""
+    if mask is None:
+        return None
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+        if mask is None:
+            return None
+    mask = keras.ops.convert_to_tensor(mask)
+    if mask.dtype not in ("bool", "int32", "int64", "uint8", "int8"):
+        raise TypeError(
+            f"{layer_name} expects a boolean `mask` of shape (batch, time); received dtype {mask.dtype}."
+        )
+    expected = tuple(sequences.shape[:2])
+    received = tuple(mask.shape)
+    shape_ok = len(received) == 2 and all(e is None or r is None or e == r for e, r in zip(expected, received))
+    if not shape_ok:
+        raise ValueError(
+            f"{layer_name} expects `mask` of shape (batch, time) = {expected}; received shape {received}."
+        )
+    return keras.ops.cast(mask, "bool")
+

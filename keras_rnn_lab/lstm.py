@@ -1,0 +1,40 @@
+"""Fast LSTM layer: `keras.layers.RNN(LSTMCell)` with hand-written BPTT."""
+
+import keras
+
+from keras_rnn_lab.bptt.lstm import COMPUTE_ORDER, lstm_recurrence
+from keras_rnn_lab.fast_rnn import FastRNN
+from keras_rnn_lab.lstm_cell import LSTMCell
+
+
+@keras.saving.register_keras_serializable(package="keras_rnn_lab")
+class LSTM(FastRNN):
+    """Drop-in for `keras.layers.LSTM`; the step is `keras_rnn_lab.LSTMCell`.
+
+    Same arguments (units, activation, recurrent_activation, use_bias, the
+    initializers, unit_forget_bias, regularizers, constraints, dropout,
+    recurrent_dropout, seed, return_sequences, return_state, go_backwards,
+    stateful, unroll) and weights as the built-in.  With `return_state=True`
+    it returns [output, h_T, C_T] like Keras.
+    """
+
+    cell_class = LSTMCell
+    gate_order = COMPUTE_ORDER
+
+    @property
+    def recurrent_activation(self):
+        return self.cell.recurrent_activation
+
+    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
+        hs, c_last = lstm_recurrence(
+            projected,
+            initial_state[0],
+            initial_state[1],
+            self.cell.reorder_gates(self.cell.recurrent_kernel, COMPUTE_ORDER),
+            keras.activations.serialize(self.cell.activation),
+            keras.activations.serialize(self.cell.recurrent_activation),
+            recurrent_mask=recurrent_mask,
+            step_mask=step_mask,
+            training=training,
+        )
+        return hs, [hs[-1], c_last]

@@ -1,0 +1,32 @@
+"""Fast SimpleRNN layer: `keras.layers.RNN(SimpleRNNCell)` with hand-written BPTT."""
+
+import keras
+
+from keras_rnn_lab.bptt.simple_rnn import simple_rnn_recurrence
+from keras_rnn_lab.fast_rnn import FastRNN
+from keras_rnn_lab.simple_rnn_cell import SimpleRNNCell
+
+
+@keras.saving.register_keras_serializable(package="keras_rnn_lab")
+class SimpleRNN(FastRNN):
+    """Drop-in for `keras.layers.SimpleRNN`: s_t = f(x_t U + s_{t-1} W + b).
+
+    Same arguments (units, activation, use_bias, initializers, regularizers,
+    constraints, dropout, recurrent_dropout, seed, return_sequences,
+    return_state, go_backwards, stateful, unroll) and weights as the built-in;
+    see `keras_rnn_lab.SimpleRNNCell` for the step and `FastRNN` for the speed.
+    """
+
+    cell_class = SimpleRNNCell
+
+    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
+        states = simple_rnn_recurrence(
+            projected,
+            initial_state[0],
+            self.cell.recurrent_kernel,
+            keras.activations.serialize(self.cell.activation),
+            recurrent_mask=recurrent_mask,
+            step_mask=step_mask,
+            training=training,
+        )
+        return states, [states[-1]]

@@ -1,0 +1,251 @@
+"""The fast layers (keras_rnn_lab.SimpleRNN / LSTM / GRU) against the references.
+
+Each fast layer must compute exactly what `keras.layers.RNN(cell)` computes: the
+same option grid as the cell tests, with `training=True` so the hand-written
+backward pass (not autodiff) produces the gradients.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_rnn_lab
+import rnn_reference as ref
+
+LAYER_OF_CELL = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
+
+
+def fast_layer(kind, cell_kwargs, layer_kwargs, n_cells=1):
+    if n_cells != 1:
+        raise ValueError("a fast layer owns exactly one cell")
+    layer_class = getattr(keras_rnn_lab, LAYER_OF_CELL[ref.KINDS[kind].cell])
+    return layer_class(**ref.cell_arguments(kind, cell_kwargs), **layer_kwargs)
+
+
+def builtin_layer(kind, cell_kwargs, layer_kwargs):
+    layer_class = getattr(keras.layers, LAYER_OF_CELL[ref.KINDS[kind].cell])
+    return layer_class(**ref.cell_arguments(kind, cell_kwargs), **layer_kwargs)
+
+
+def in_training(case):
+    # training=True runs the custom gradient; without dropout it computes the
+    # same function as inference.  The dropout case stays at inference.
+    return case if "training" in case else {**case, "training": True}
+
+
+# "stacked_cells" is keras.layers.RNN over a list of cells: a fast layer owns one cell.
+GRID = ref.case_params(exclude=("stacked_cells",))
+
+
+@pytest.mark.parametrize("case", GRID)
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_fast_layer_equals_builtin_with_handwritten_bptt(kind, case):
+    ref.check_case(kind, in_training(case), make_ours=fast_layer)
+
+
+INFERENCE_CASES = [p for p in GRID if p.id in ("sequences_and_state", "go_backwards", "mask_holes", "initial_state")]
+
+
+@pytest.mark.parametrize("case", INFERENCE_CASES)
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_fast_layer_inference_loop_equals_builtin(kind, case):
+    # training=False: the loop that saves nothing; gradients come from autodiff.
+    ref.check_case(kind, case, make_ours=fast_layer)
+
+
+@pytest.mark.parametrize("case", [p for p in GRID if p.id in ("mask_holes", "bidirectional_state", "stateful_two_batches")])
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_fast_layer_equals_rnn_of_our_cell(kind, case):
+    ref.check_case(kind, in_training(case), make_ours=fast_layer, make_reference=ref.our_rnn)
+
+
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_training_dropout_equals_rnn_of_our_cell(kind):
+    """With dropout in training both draw the same masks from the same seed, in
+    the same order (input mask, then recurrent mask), so results and gradients,
+    through the hand-written backward pass, must agree."""
+    dropout = {"dropout": 0.3, "recurrent_dropout": 0.4, "seed": 7}
+    case = {"id": "dropout_training", "layer": {"return_sequences": True, "return_state": True},
+            "cell": dropout, "mask": "holes", "training": True}
+    ref.check_case(kind, case, make_ours=fast_layer, make_reference=ref.our_rnn)
+
+
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_graph_mode_gradients_equal_eager(kind):
+    """Inside tf.function (as under model.fit) the custom gradient still matches."""
+    rng = np.random.default_rng(3)
+    case = {"id": "graph", "layer": {"return_sequences": True, "return_state": True}, "mask": "holes"}
+    ours, reference, data = ref.build_pair(kind, case, fast_layer, rng)
+    eager_results, eager_grads = ref.run_with_gradients(ours, data.batches[0], data.mask, training=True)
+
+    @tf.function
+    def graph_grads(x, m):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            results = tf.nest.flatten(ours(x, mask=m, training=True))
+            loss = tf.add_n([tf.reduce_sum(r * ref._loss_weights(i, r.shape)) for i, r in enumerate(results)])
+        return results, tape.gradient(loss, [x] + ours.trainable_weights)
+
+    results, grads = graph_grads(data.batches[0], data.mask)
+    for mine, theirs in zip(results, eager_results):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=ref.OUTPUT_ATOL)
+    for mine, theirs in zip(grads, eager_grads.values()):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=ref.GRADIENT_ATOL)
+
+
+# --- drop-in replacement and serialization ----------------------------------------
+def _token_model(recurrent_layer):
+    return keras.Sequential(
+        [
+            keras.Input((7,), dtype="int32"),
+            keras.layers.Embedding(20, 6, mask_zero=True),
+            recurrent_layer,
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_swaps_in_for_the_builtin_and_loads_its_weights(name, tmp_path):
+    tokens = np.random.default_rng(0).integers(0, 20, size=(4, 7))
+    tokens[:, 5:] = 0  # padding, masked by the Embedding
+    builtin = _token_model(getattr(keras.layers, name)(8))
+    path = str(tmp_path / "builtin.weights.h5")
+    builtin.save_weights(path)
+    ours = _token_model(getattr(keras_rnn_lab, name)(8))
+    ours.load_weights(path)
+    np.testing.assert_allclose(ours.predict(tokens, verbose=0), builtin.predict(tokens, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_config_round_trip_keeps_every_argument():
+    layer = keras_rnn_lab.GRU(
+        6, reset_after=False, update_convention="lecture", dropout=0.2, recurrent_dropout=0.1, seed=3,
+        return_sequences=True, go_backwards=True, kernel_regularizer="l2", name="g",
+    )
+    clone = keras_rnn_lab.GRU.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert (clone.cell.reset_after, clone.cell.update_convention, clone.go_backwards) == (False, "lecture", True)
+    assert (clone.dropout, clone.recurrent_dropout, clone.cell.seed) == (0.2, 0.1, 3)
+
+
+_LOAD_IN_FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import keras
+    import keras_rnn_lab  # registers the classes
+    for name in sys.argv[2:]:
+        model = keras.saving.load_model(f"{sys.argv[1]}/{name}.keras")
+        x = np.load(f"{sys.argv[1]}/x.npy")
+        np.save(f"{sys.argv[1]}/{name}.out.npy", model.predict(x, verbose=0))
+    """
+)
+
+
+def test_keras_file_round_trip_in_a_fresh_process(tmp_path):
+    x = np.random.default_rng(1).normal(size=(3, 5, 4)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    expected = {}
+    layers = {
+        "simple_rnn": keras_rnn_lab.SimpleRNN(4, activation="relu", return_sequences=True),
+        "lstm": keras_rnn_lab.LSTM(4, dropout=0.2, recurrent_dropout=0.2),
+        "gru": keras_rnn_lab.GRU(4, reset_after=False, update_convention="lecture"),
+        "bidirectional_lstm": keras.layers.Bidirectional(keras_rnn_lab.LSTM(3, return_sequences=True)),
+    }
+    for name, layer in layers.items():
+        model = keras.Sequential([keras.Input((5, 4)), layer, keras.layers.Dense(2)])
+        model.save(tmp_path / f"{name}.keras")
+        expected[name] = model.predict(x, verbose=0)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", _LOAD_IN_FRESH_PROCESS, str(tmp_path), *layers], check=True, env=env)
+    for name in layers:
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.out.npy"), expected[name], rtol=0, atol=1e-6)
+
+
+# --- the fallback ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "layer_kwargs, reason",
+    [({"unroll": True}, "unroll"), ({"activation": "softplus"}, "softplus")],
+)
+def test_falls_back_to_keras_loop_where_bptt_does_not_apply(layer_kwargs, reason):
+    layer = keras_rnn_lab.LSTM(5, return_sequences=True, **layer_kwargs)
+    reference = keras.layers.RNN(keras_rnn_lab.LSTMCell(5, **{k: v for k, v in layer_kwargs.items() if k != "unroll"}),
+                                 return_sequences=True, unroll=layer_kwargs.get("unroll", False))
+    x = tf.constant(np.random.default_rng(2).normal(size=(2, 4, 3)), "float32")
+    layer(x), reference(x)
+    layer.set_weights(reference.get_weights())
+    assert reason in layer.fast_path_available()
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, theirs = layer(x, training=True), reference(x, training=True)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=ref.OUTPUT_ATOL)
+    np.testing.assert_allclose(tape.gradient(ours, x), tape.gradient(theirs, x), rtol=0, atol=ref.GRADIENT_ATOL)
+    assert keras_rnn_lab.LSTM(5).fast_path_available() is None
+
+
+# --- learning -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_model_fit_learns_a_sequence_task(name):
+    """Is the running sum of a +/-1 sequence positive at the end? Loss must fall."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.choice([-1.0, 1.0], size=(256, 9, 1)).astype("float32")
+    y = (x.sum(axis=(1, 2)) > 0).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((9, 1)), getattr(keras_rnn_lab, name)(16), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert history.history["accuracy"][-1] > 0.85, history.history["accuracy"]
+
+
+# --- bad input --------------------------------------------------------------------
+def test_rejects_a_mask_of_the_wrong_shape():
+    layer = keras_rnn_lab.LSTM(3)
+    x = np.zeros((2, 5, 4), "float32")
+    with pytest.raises(ValueError, match=r"`mask` of shape \(batch, time\) = \(2, 5\); received shape \(2, 4\)"):
+        layer(x, mask=np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match="`mask`"):
+        layer(x, mask=np.ones((2, 5, 1), bool))
+
+
+def test_rejects_a_mask_of_the_wrong_dtype():
+    with pytest.raises(TypeError, match="boolean `mask`.*float32"):
+        keras_rnn_lab.GRU(3)(np.zeros((2, 5, 4), "float32"), mask=np.ones((2, 5), "float32"))
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (2, 5, 4, 1)])
+def test_rejects_inputs_that_are_not_rank_3(shape):
+    with pytest.raises(ValueError, match="rank 3"):
+        keras_rnn_lab.SimpleRNN(3)(np.zeros(shape, "float32"))
+
+
+def test_rejects_a_feature_size_other_than_the_built_kernel():
+    layer = keras_rnn_lab.LSTM(3)
+    layer(np.zeros((2, 5, 4), "float32"))
+    with pytest.raises(ValueError, match="built for inputs with 4 features, but received inputs with 7"):
+        layer(np.zeros((2, 5, 7), "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"units": 0}, ValueError, "`units`"),
+        ({"units": "8"}, TypeError, "`units`"),
+        ({"units": 4, "dropout": 1.0}, ValueError, "`dropout`"),
+        ({"units": 4, "recurrent_dropout": -0.5}, ValueError, "`recurrent_dropout`"),
+        ({"units": 4, "activation": "nope"}, ValueError, "`activation`"),
+    ],
+)
+def test_constructor_errors_name_the_argument(kwargs, error, match):
+    for name in ("SimpleRNN", "LSTM", "GRU"):
+        with pytest.raises(error, match=match):
+            getattr(keras_rnn_lab, name)(**kwargs)
