@@ -113,17 +113,19 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
                 constraint=self.bias_constraint,
             )
 
-    def project_inputs(self, inputs, gate_order=None):
-        """x U + b: the part of every gate that does not depend on the past.
-
-        gate_order: optional permutation of the gate blocks of the result (the
-        fast LSTM computes in another order than Keras stores).
-        """
-        _validation.check_feature_size(type(self).__name__, inputs, self.kernel)
+    def input_projection(self, gate_order=None):
+        """(U, b) of x U + b, gate blocks optionally permuted to `gate_order` (the
+        fast layers compute in another order than Keras stores); b may be None."""
         kernel, input_bias = self.kernel, self.input_bias()
         if gate_order is not None:
             kernel = self.reorder_gates(kernel, gate_order)
             input_bias = None if input_bias is None else self.reorder_gates(input_bias, gate_order)
+        return kernel, input_bias
+
+    def project_inputs(self, inputs, gate_order=None):
+        """x U + b: the part of every gate that does not depend on the past."""
+        _validation.check_feature_size(type(self).__name__, inputs, self.kernel)
+        kernel, input_bias = self.input_projection(gate_order)
         projected = keras.ops.matmul(inputs, kernel)
         if input_bias is not None:
             projected = projected + input_bias

@@ -5,7 +5,8 @@ handling (initial_state, stateful, return_state), masking, Bidirectional and
 serialization all come from Keras.  Only `inner_loop` changes:
 
     1. dropout on x_t (constant across time) is applied to the whole sequence;
-    2. xp = x U + b for all steps in one matmul, outside the loop;
+    2. xp = x U + b for all steps in one matmul before the loop when training
+       (inside the loop, step by step, for inference: faster there);
     3. the recurrence runs in `keras_rnn_lab.bptt`, whose custom gradient keeps one
        matmul per step in each direction.
 
@@ -16,6 +17,7 @@ the hand-written derivative does not cover) the layer falls back to
 
 import keras
 
+from keras_rnn_lab import _validation
 from keras_rnn_lab.bptt import loop
 
 # Arguments that belong to the layer; everything else configures the cell.
@@ -105,44 +107,48 @@ class FastRNN(keras.layers.RNN):
         recurrent_mask = None
         if training and cell.recurrent_dropout > 0:
             recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
-        # x_t U + b for every step as one 2-D matmul (a 3-D matmul becomes a batched
-        # one whose kernel gradient is a sum of per-step products), then
-        # (time, batch, gates*units), blocks in the order `recurrence` computes them.
-        time_major = tf.transpose(sequences, [1, 0, 2])
-        steps, batch, features = (time_major.shape[i] or tf.shape(time_major)[i] for i in range(3))
-        projected = cell.project_inputs(tf.reshape(time_major, [-1, features]), gate_order=self.gate_order)
-        projected = tf.reshape(projected, [steps, batch, projected.shape[-1]])
+        _validation.check_feature_size(type(self).__name__, sequences, cell.kernel)
+        inputs = tf.transpose(sequences, [1, 0, 2])  # (time, batch, features)
+        # (U, b) with the gate blocks in the order `recurrence` computes them.
+        projection = tuple(None if p is None else tf.convert_to_tensor(p) for p in cell.input_projection(self.gate_order))
         step_mask = None
         if mask is not None:
-            step_mask = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], projected.dtype)  # (time, batch, 1)
+            step_mask = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], inputs.dtype)  # (time, batch, 1)
         if self.go_backwards:
-            projected = tf.reverse(projected, [0])
+            inputs = tf.reverse(inputs, [0])
             step_mask = None if step_mask is None else tf.reverse(step_mask, [0])
 
         # Stateful layers pass their state variables: read them here, so the custom
         # gradient sees plain tensors (it refuses functions that read variables).
         initial_state = [tf.convert_to_tensor(state) for state in initial_state]
-        states_sequence, final_states = self.recurrence(
-            projected, initial_state, recurrent_mask, step_mask, training=bool(training)
+        h_out, final_states = self.recurrence(
+            inputs, projection, initial_state, recurrent_mask, step_mask, training=bool(training)
         )
-        outputs = states_sequence  # (time, batch, units)
-        if step_mask is not None:
-            # keras.layers.RNN's masked output: zero where masked, or else the last
-            # unmasked output (zero before the first one), i.e. h_t times
-            # "some step <= t was unmasked".
-            if self.zero_output_for_mask:
-                outputs = outputs * step_mask
-            else:
-                outputs = outputs * tf.cast(tf.cumsum(step_mask, axis=0) > 0, outputs.dtype)
-        last_output = outputs[-1]
-        outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, tf.newaxis]
+        # keras.layers.RNN's masked output: zero where masked, or else the last
+        # unmasked output (zero before the first one), i.e. h_t times
+        # "some step <= t was unmasked".
+        if self.return_sequences:
+            outputs = h_out  # (time, batch, units)
+            if step_mask is not None:
+                seen = step_mask if self.zero_output_for_mask else tf.cast(tf.cumsum(step_mask, axis=0) > 0, h_out.dtype)
+                outputs = outputs * seen
+            last_output = outputs[-1]
+            outputs = tf.transpose(outputs, [1, 0, 2])
+        else:
+            last_output = h_out  # (batch, units)
+            if step_mask is not None:
+                seen = step_mask[-1] if self.zero_output_for_mask else tf.cast(tf.reduce_max(step_mask, axis=0) > 0, h_out.dtype)
+                last_output = last_output * seen
+            outputs = last_output[:, tf.newaxis]
         return last_output, outputs, final_states
 
-    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
-        """Subclasses: run the bptt recurrence; return (h sequence, [final states]).
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
+        """Subclasses: run the bptt recurrence; return (h, [final states]).
 
-        `training` picks the hand-written backward pass (True) or the plain
-        forward loop that saves nothing for it (False, inference).
+        h is the state sequence (time, batch, units) with `return_sequences`,
+        else the last state (batch, units).  `training` picks the hand-written
+        backward pass (True) or the plain forward loop that saves nothing for
+        it (False, inference).
         """
         raise NotImplementedError
 

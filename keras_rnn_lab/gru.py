@@ -26,9 +26,10 @@ class GRU(FastRNN):
     def reset_after(self):
         return self.cell.reset_after
 
-    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
-        hs = gru_recurrence(
-            projected,
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
+        h = gru_recurrence(
+            inputs,
+            projection,
             initial_state[0],
             self.cell.recurrent_kernel,
             self.cell.recurrent_bias(),
@@ -39,5 +40,7 @@ class GRU(FastRNN):
             recurrent_mask=recurrent_mask,
             step_mask=step_mask,
             training=training,
+            return_sequences=self.return_sequences,
         )
-        return hs, [hs[-1]]
+        # h: (time, batch, units) with return_sequences, else the last state.
+        return h, [h[-1] if self.return_sequences else h]

@@ -25,9 +25,10 @@ class LSTM(FastRNN):
     def recurrent_activation(self):
         return self.cell.recurrent_activation
 
-    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
-        hs, c_last = lstm_recurrence(
-            projected,
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
+        h, c_last = lstm_recurrence(
+            inputs,
+            projection,
             initial_state[0],
             initial_state[1],
             self.cell.reorder_gates(self.cell.recurrent_kernel, COMPUTE_ORDER),
@@ -36,5 +37,7 @@ class LSTM(FastRNN):
             recurrent_mask=recurrent_mask,
             step_mask=step_mask,
             training=training,
+            return_sequences=self.return_sequences,
         )
-        return hs, [hs[-1], c_last]
+        # h: (time, batch, units) with return_sequences, else the last state.
+        return h, [h[-1] if self.return_sequences else h, c_last]

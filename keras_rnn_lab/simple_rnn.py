@@ -19,14 +19,17 @@ class SimpleRNN(FastRNN):
 
     cell_class = SimpleRNNCell
 
-    def recurrence(self, projected, initial_state, recurrent_mask, step_mask, training):
-        states = simple_rnn_recurrence(
-            projected,
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
+        h = simple_rnn_recurrence(
+            inputs,
+            projection,
             initial_state[0],
             self.cell.recurrent_kernel,
             keras.activations.serialize(self.cell.activation),
             recurrent_mask=recurrent_mask,
             step_mask=step_mask,
             training=training,
+            return_sequences=self.return_sequences,
         )
-        return states, [states[-1]]
+        # h: (time, batch, units) with return_sequences, else the last state.
+        return h, [h[-1] if self.return_sequences else h]

@@ -1,8 +1,10 @@
 """Hand-written backpropagation through time for the three cells (TensorFlow).
 
-Each module takes the already projected inputs xp_t = x_t U + b (time-major,
-computed for all steps in one matmul outside the loop) and runs only the
-recurrent part.  Its `tf.custom_gradient` backward pass walks time in reverse,
+Each module takes the time-major inputs and the input projection (U, b).  For
+training, xp_t = x_t U + b is computed for all steps in one matmul before the
+loop, and the loop runs only the recurrent part; inference projects each step
+inside the loop instead (measured faster: nothing large is written and read
+back).  Its `tf.custom_gradient` backward pass walks time in reverse,
 carrying dh (and dC) as the lecture's chain rule does, keeps one matmul per
 step, and forms the recurrent weight gradient sum_t h_{t-1}^T da_t in one large
 matmul after the loop.  Gradients of U, b and x then come from autodiff of the

@@ -1,42 +1,78 @@
-"""BPTT for the LSTM, gates in compute order [i, f, o | C~].
+"""BPTT for the LSTM, gate blocks in compute order [i, C~, f, o].
 
 The layer hands the kernels over with the gate blocks reordered from Keras's
-[i, f, C~, o] to [i, f, o, C~], so one recurrent activation covers the three
-sigmoid gates and one activation the candidate, with a single split between.
+[i, f, C~, o] to [i, C~, f, o], the order of TensorFlow's fused
+`LSTMBlockCellGrad` kernel, which does a whole step's elementwise backward
+(below) in one op when the activations are Keras's defaults (tanh, sigmoid).
+Other supported activations use the same equations written op by op.
 """
 
 import tensorflow as tf
 
 from keras_rnn_lab.bptt import loop
 
-# Keras's block order i, f, C~, o -> compute order i, f, o, C~.
-COMPUTE_ORDER = (0, 1, 3, 2)
+# Keras's block order i, f, C~, o -> compute order i, C~, f, o.
+COMPUTE_ORDER = (0, 2, 1, 3)
 
 
 def _forward_step(w, activation, recurrent_activation, r):
     def step(t, carry, xp_t, *m_t):
         h_prev, c_prev = carry
         h_in = h_prev if r is None else h_prev * r
-        a = xp_t + tf.matmul(h_in, w)
-        a_sigma, a_candidate = tf.split(a, [3 * w.shape[0], w.shape[0]], axis=-1)
-        gates = loop.activate(recurrent_activation, a_sigma)
-        candidate = loop.activate(activation, a_candidate)
-        i, f, o = tf.split(gates, 3, axis=-1)
+        a_i, a_c, a_f, a_o = tf.split(xp_t + tf.matmul(h_in, w), 4, axis=-1)
+        # Four activations rather than one over [i, f, o]: independent ops that
+        # the two cores run side by side (measured faster than one op + split).
+        i = loop.activate(recurrent_activation, a_i)
+        candidate = loop.activate(activation, a_c)
+        f = loop.activate(recurrent_activation, a_f)
+        o = loop.activate(recurrent_activation, a_o)
         c = f * c_prev + i * candidate
         c_activated = loop.activate(activation, c)
         h = o * c_activated
+        saved = (c_prev, i, candidate, f, o, c, c_activated)  # before masking
         if m_t:
             keep = m_t[0] > 0
             c = tf.where(keep, c, c_prev)
             h = tf.where(keep, h, h_prev)
-        # What the backward pass reads: h_t, C_{t-1}, gates, C~, tanh(C_t).
-        return (h, c), (h, c_prev, gates, candidate, c_activated)
+        return (h, c), (h,) + saved
 
     return step
 
 
+def _fused_step_gradient(dh, dc, c_prev, i, candidate, f, o, c, c_activated, zeros):
+    """(da in [i, C~, f, o], dC_{t-1}) from TensorFlow's fused kernel (tanh/sigmoid)."""
+    x, w, peephole, bias = zeros
+    # x, h_prev, w and b are only checked for shape; h_prev gets C_{t-1}'s.
+    out = tf.raw_ops.LSTMBlockCellGrad(
+        x=x, cs_prev=c_prev, h_prev=c_prev, w=w, wci=peephole, wcf=peephole, wco=peephole, b=bias,
+        i=i, cs=c, f=f, o=o, ci=candidate, co=c_activated, cs_grad=dc, h_grad=dh, use_peephole=False,
+    )  # fmt: skip
+    return out.dicfo, out.cs_prev_grad
+
+
+def _step_gradient(activation, recurrent_activation):
+    """The same equations op by op, for any activations `loop` supports."""
+
+    def gradient(dh, dc, c_prev, i, candidate, f, o, c, c_activated, zeros):
+        do = dh * c_activated
+        dc = dc + loop.times_derivative(activation, dh * o, c_activated)
+        da = tf.concat(
+            [
+                loop.times_derivative(recurrent_activation, dc * candidate, i),
+                loop.times_derivative(activation, dc * i, candidate),
+                loop.times_derivative(recurrent_activation, dc * c_prev, f),
+                loop.times_derivative(recurrent_activation, do, o),
+            ],
+            axis=-1,
+        )
+        return da, dc * f
+
+    return gradient
+
+
 def lstm_recurrence(
-    projected,
+    inputs,
+    projection,
     initial_h,
     initial_c,
     recurrent_kernel,
@@ -45,37 +81,50 @@ def lstm_recurrence(
     recurrent_mask=None,
     step_mask=None,
     training=True,
+    return_sequences=True,
 ):
-    """Run the LSTM; returns (h sequence (time, batch, units), final C).
+    """Run the LSTM; returns (h sequence (time, batch, units), final C), or
+    (final h, final C) when `return_sequences` is False.
 
-    projected: (time, batch, 4*units), x_t U + b in COMPUTE_ORDER;
+    inputs: raw inputs x (time, batch, features); projection: (U, b) of the
+    input projection, b possibly None.  Inference projects x_t U + b inside the
+    loop (`loop.projecting`), training once before it (`loop.project_all`), so
+    the recurrence below sees xp_t = x_t U + b, 4*units), x_t U + b in COMPUTE_ORDER;
     recurrent_kernel: (units, 4*units) in COMPUTE_ORDER; activation and
     recurrent_activation: Keras names that `loop.supports`; recurrent_mask:
     (batch, units) or None; step_mask: (time, batch, 1) float or None.
     training: False runs the plain forward loop; True attaches this backward:
 
     Forward, per step:
-        [i, f, o] = sigma(a_s),  C~ = tanh(a_c),  a = xp_t + h_{t-1} W
+        i, f, o = sigma(a_i), sigma(a_f), sigma(a_o),  C~ = tanh(a_c),  a = xp_t + h_{t-1} W
         C_t = f C_{t-1} + i C~,  h_t = o tanh(C_t)
     Backward, with dh_t, dC_t the gradients reaching the step (masked steps
     pass them straight to t-1):
         do = dh_t tanh(C_t)
         dC = dC_t + dh_t o tanh'(C_t)
         di = dC C~,  df = dC C_{t-1},  dC~ = dC i
-        da = [di, df, do] sigma' | dC~ tanh'
+        da = [di sigma', dC~ tanh', df sigma', do sigma']
         dh_{t-1} = da W^T,  dC_{t-1} = dC f
         dW = sum_t h_{t-1}^T da_t   (one matmul after the loop)
     """
     extras = [t for t in (recurrent_mask, step_mask) if t is not None]
-    length = projected.shape[0] or tf.shape(projected)[0]
+    length = inputs.shape[0] or tf.shape(inputs)[0]
     # A read of the variable, so a custom gradient sees a plain tensor input.
     w = tf.convert_to_tensor(recurrent_kernel)
 
     if not training:
         step = _forward_step(w, activation, recurrent_activation, recurrent_mask)
-        sequences = [projected] + ([step_mask] if step_mask is not None else [])
-        (_, c_last), (hs,) = loop.time_loop(step, length, (initial_h, initial_c), sequences, 1, projected.dtype)
-        return hs.stack(), c_last
+        step = loop.projecting(step, *projection)
+        sequences = [inputs] + ([step_mask] if step_mask is not None else [])
+        (h_last, c_last), kept = loop.time_loop(
+            step, length, (initial_h, initial_c), sequences, int(return_sequences), inputs.dtype
+        )
+        return (kept[0].stack() if return_sequences else h_last), c_last
+
+    if (activation, recurrent_activation) == ("tanh", "sigmoid"):
+        step_gradient = _fused_step_gradient
+    else:
+        step_gradient = _step_gradient(activation, recurrent_activation)
 
     @tf.custom_gradient
     def recurrence(xp, h0, c0, w, *extras):
@@ -83,44 +132,48 @@ def lstm_recurrence(
         m = extras[-1] if step_mask is not None else None
         step = _forward_step(w, activation, recurrent_activation, r)
         sequences = [xp] + ([m] if m is not None else [])
-        (_, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, 5, xp.dtype)
-        hs = saved[0].stack()
-        cs_prev, gates, candidates, cs_activated = saved[1:]
+        (h_last, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, 8, xp.dtype)
+        hs = saved[0].stack()  # for dW, and the output when return_sequences
+        h_out = hs if return_sequences else h_last
 
-        def grad(d_hs, d_c_last):
-            d_hs = loop.or_zeros(d_hs, hs)
+        def grad(d_h_out, d_c_last):
+            d_h_out = loop.or_zeros(d_h_out, h_out)
             d_c_last = loop.or_zeros(d_c_last, c_last)
             w_t = tf.transpose(w)
+            units = w.shape[0]
+            # The fused kernel checks x and w against each other: x with 0
+            # features and w = W (units, 4*units) pass; neither is read.
+            zeros = (tf.zeros([tf.shape(h0)[0], 0], xp.dtype), w, tf.zeros([units], xp.dtype), tf.zeros([4 * units], xp.dtype))
 
-            def backward_step(t, carry, c_prev, gates_t, candidate, c_activated, dh_out, *m_t):
+            def backward_step(t, carry, *inputs):
                 dh_next, dc_next = carry
-                dh = dh_next + dh_out
-                dh_step, dc_step = (dh, dc_next) if not m_t else (dh * m_t[0], dc_next * m_t[0])
-                i, f, o = tf.split(gates_t, 3, axis=-1)
-                do = dh_step * c_activated
-                dc = dc_step + loop.times_derivative(activation, dh_step * o, c_activated)
-                d_gates = tf.concat([dc * candidate, dc * c_prev, do], axis=-1)
-                d_sigma = loop.times_derivative(recurrent_activation, d_gates, gates_t)
-                d_candidate = loop.times_derivative(activation, dc * i, candidate)
-                da = tf.concat([d_sigma, d_candidate], axis=-1)
+                dh = dh_next + inputs[0] if return_sequences else dh_next
+                saved_t = inputs[1:] if return_sequences else inputs
+                m_t = saved_t[7] if m is not None else None
+                if m_t is None:
+                    da, dc_prev = step_gradient(dh, dc_next, *saved_t[:7], zeros)
+                else:
+                    da, dc_prev = step_gradient(dh * m_t, dc_next * m_t, *saved_t[:7], zeros)
                 dh_prev = tf.matmul(da, w_t)
                 if r is not None:
                     dh_prev = dh_prev * r
-                dc_prev = dc * f
-                if m_t:
-                    skip = 1.0 - m_t[0]
+                if m_t is not None:
+                    skip = 1.0 - m_t
                     dh_prev = dh_prev + dh * skip
                     dc_prev = dc_prev + dc_next * skip
                 return (dh_prev, dc_prev), (da,)
 
-            sequences = [cs_prev, gates, candidates, cs_activated, d_hs] + ([m] if m is not None else [])
+            sequences = ([d_h_out] if return_sequences else []) + saved[1:] + ([m] if m is not None else [])
+            # Without return_sequences only the last h is an output: its gradient
+            # starts the carry and no per-step gradient is read.
+            dh_last = tf.zeros_like(h0) if return_sequences else d_h_out
             (dh0, dc0), (da,) = loop.time_loop(
-                backward_step, length, (tf.zeros_like(h0), d_c_last), sequences, 1, xp.dtype, reverse=True
+                backward_step, length, (dh_last, d_c_last), sequences, 1, xp.dtype, reverse=True
             )
             da = da.stack()
             dw = loop.recurrent_kernel_gradient(h0, hs, da, r)
             return (da, dh0, dc0, dw) + (None,) * len(extras)
 
-        return (hs, c_last), grad
+        return (h_out, c_last), grad
 
-    return recurrence(projected, initial_h, initial_c, w, *extras)
+    return recurrence(loop.project_all(inputs, *projection), initial_h, initial_c, w, *extras)

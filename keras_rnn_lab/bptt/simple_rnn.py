@@ -18,11 +18,23 @@ def _forward_step(w, activation, r):
 
 
 def simple_rnn_recurrence(
-    projected, initial_state, recurrent_kernel, activation, recurrent_mask=None, step_mask=None, training=True
+    inputs,
+    projection,
+    initial_state,
+    recurrent_kernel,
+    activation,
+    recurrent_mask=None,
+    step_mask=None,
+    training=True,
+    return_sequences=True,
 ):
-    """Run the recurrence; returns the states (time, batch, units).
+    """Run the recurrence; returns the states (time, batch, units), or only the
+    last one (batch, units) when `return_sequences` is False.
 
-    projected: (time, batch, units) = x_t U + b; initial_state: (batch, units);
+    inputs: raw inputs x (time, batch, features); projection: (U, b) of the
+    input projection, b possibly None.  Inference projects x_t U + b inside the
+    loop (`loop.projecting`), training once before it (`loop.project_all`), so
+    the recurrence below sees xp_t = x_t U + b, units) = x_t U + b; initial_state: (batch, units);
     activation: a Keras activation name that `loop.supports`; recurrent_mask:
     (batch, units) dropout mask on s_{t-1} or None; step_mask: (time, batch, 1)
     float, 0 where a step is skipped (the state is carried over).
@@ -35,30 +47,32 @@ def simple_rnn_recurrence(
         dW        = sum_t (s_{t-1} * recurrent_mask)^T da_t
     """
     extras = [t for t in (recurrent_mask, step_mask) if t is not None]
-    length = projected.shape[0] or tf.shape(projected)[0]
+    length = inputs.shape[0] or tf.shape(inputs)[0]
     # A read of the variable, so a custom gradient sees a plain tensor input.
     w = tf.convert_to_tensor(recurrent_kernel)
 
     if not training:
         step = _forward_step(w, activation, recurrent_mask)
-        sequences = [projected] + ([step_mask] if step_mask is not None else [])
-        _, (states,) = loop.time_loop(step, length, (initial_state,), sequences, 1, projected.dtype)
-        return states.stack()
+        step = loop.projecting(step, *projection)
+        sequences = [inputs] + ([step_mask] if step_mask is not None else [])
+        (last,), kept = loop.time_loop(step, length, (initial_state,), sequences, int(return_sequences), inputs.dtype)
+        return kept[0].stack() if return_sequences else last
 
     @tf.custom_gradient
     def recurrence(xp, s0, w, *extras):
         r = extras[0] if recurrent_mask is not None else None
         m = extras[-1] if step_mask is not None else None
         sequences = [xp] + ([m] if m is not None else [])
-        _, (states_array,) = loop.time_loop(_forward_step(w, activation, r), length, (s0,), sequences, 1, xp.dtype)
-        states = states_array.stack()
+        (last,), (states_array,) = loop.time_loop(_forward_step(w, activation, r), length, (s0,), sequences, 1, xp.dtype)
+        states = states_array.stack()  # for dW, and the output when return_sequences
 
-        def grad(d_states):
+        def grad(d_out):
             w_t = tf.transpose(w)
 
-            def backward_step(t, carry, s_t, ds_out, *m_t):
+            def backward_step(t, carry, s_t, *inputs):
                 (ds_next,) = carry
-                ds = ds_next + ds_out
+                ds = ds_next + inputs[0] if return_sequences else ds_next
+                m_t = inputs[-1:] if m is not None else ()
                 da = loop.times_derivative(activation, ds if not m_t else ds * m_t[0], s_t)
                 ds_prev = tf.matmul(da, w_t)
                 if r is not None:
@@ -67,14 +81,15 @@ def simple_rnn_recurrence(
                     ds_prev = ds_prev + ds * (1.0 - m_t[0])
                 return (ds_prev,), (da,)
 
-            sequences = [states_array, d_states] + ([m] if m is not None else [])
-            (ds0,), (d_pre,) = loop.time_loop(
-                backward_step, length, (tf.zeros_like(s0),), sequences, 1, xp.dtype, reverse=True
-            )
+            sequences = [states_array] + ([d_out] if return_sequences else []) + ([m] if m is not None else [])
+            # Without return_sequences only the last state is an output: its
+            # gradient starts the carry and no per-step gradient is read.
+            ds_last = tf.zeros_like(s0) if return_sequences else d_out
+            (ds0,), (d_pre,) = loop.time_loop(backward_step, length, (ds_last,), sequences, 1, xp.dtype, reverse=True)
             d_pre = d_pre.stack()
             dw = loop.recurrent_kernel_gradient(s0, states, d_pre, r)
             return (d_pre, ds0, dw) + (None,) * len(extras)
 
-        return states, grad
+        return (states if return_sequences else last), grad
 
-    return recurrence(projected, initial_state, w, *extras)
+    return recurrence(loop.project_all(inputs, *projection), initial_state, w, *extras)
