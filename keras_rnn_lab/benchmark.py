@@ -2,7 +2,7 @@
 
     python -m keras_rnn_lab.benchmark                      # all cells, three shapes
     python -m keras_rnn_lab.benchmark --cells lstm --shapes reference --repeats 21
-    python -m keras_rnn_lab.benchmark --json bench.json
+    python -m keras_rnn_lab.benchmark --shapes 32x20x16x64 --json bench.json
 
 Everything is measured in one process and *interleaved*: each repeat times every
 candidate once, in turn, so a noisy neighbour slows all of them alike.  The
@@ -130,7 +130,7 @@ def _interleaved_medians(candidates, repeats, warmup=2):
 
 
 def bench_layer(cell, shape_name, repeats, with_torch):
-    batch, steps, features, units = SHAPES[shape_name]
+    batch, steps, features, units = _shape_of(shape_name)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, steps, features), dtype=np.float32)
     y = rng.standard_normal((batch, units), dtype=np.float32)
@@ -184,15 +184,27 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def _comma_list(allowed):
+def _comma_list(allowed, custom=None):
+    """Parse "a,b": names from `allowed`, or anything `custom` accepts."""
+
     def parse(text):
         items = [item.strip() for item in text.split(",") if item.strip()]
-        unknown = [item for item in items if item not in allowed]
+        unknown = [item for item in items if item not in allowed and not (custom and custom(item))]
         if unknown or not items:
             raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {sorted(allowed)}; received {text!r}")
         return items
 
     return parse
+
+
+def _shape_of(name):
+    """A named shape, or "BxTxFxU" (batch x time x features x units), or None."""
+    if name in SHAPES:
+        return SHAPES[name]
+    parts = name.split("x")
+    if len(parts) == 4 and all(p.isdigit() and int(p) > 0 for p in parts):
+        return tuple(int(p) for p in parts)
+    return None
 
 
 def main(argv=None):
@@ -202,7 +214,12 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--cells", type=_comma_list(CELLS), default=list(CELLS), help="cells to time (default: all)")
-    parser.add_argument("--shapes", type=_comma_list(SHAPES), default=list(SHAPES), help="shapes (default: all)")
+    parser.add_argument(
+        "--shapes",
+        type=_comma_list(SHAPES, custom=_shape_of),
+        default=list(SHAPES),
+        help="named shapes (%(default)s) or BxTxFxU, e.g. 32x20x16x64 (default: all named)",
+    )
     parser.add_argument("--repeats", type=int, default=11, help="timed repeats per candidate (median is reported)")
     parser.add_argument("--no-model", action="store_true", help="skip the Embedding -> LSTM -> Dense model case")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")

@@ -1,0 +1,55 @@
+"""The benchmark command: it runs, times every candidate and reports ratios."""
+
+import json
+
+import pytest
+
+from keras_rnn_lab import benchmark
+
+
+def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    args = ["--cells", "gru,simple_rnn", "--shapes", "4x3x2x5", "--repeats", "2", "--no-model", "--no-torch"]
+    assert benchmark.main(args + ["--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert [(r["cell"], r["candidate"]) for r in rows] == [
+        (cell, candidate)
+        for cell in ("gru", "simple_rnn")
+        for candidate in ("keras built-in", "RNN(our cell)", "keras_rnn_lab")
+    ]
+    for row in rows:
+        assert row["train_ms"] > 0 and row["infer_ms"] > 0
+        # speed-up = built-in median / candidate median
+        builtin = next(r for r in rows if r["cell"] == row["cell"] and r["candidate"] == "keras built-in")
+        assert row["train_speedup"] == pytest.approx(builtin["train_ms"] / row["train_ms"])
+        assert row["infer_speedup"] == pytest.approx(builtin["infer_ms"] / row["infer_ms"])
+    printed = capsys.readouterr().out
+    assert "x built-in" in printed and "keras_rnn_lab" in printed
+
+
+def test_interleaved_medians_are_medians():
+    clock = iter([0.0, 0.001, 0.0, 0.005, 0.0, 0.003])
+    timings = {"a": lambda: None}
+    original = benchmark.time.perf_counter
+    benchmark.time.perf_counter = lambda: next(clock)
+    try:
+        medians = benchmark._interleaved_medians(timings, repeats=3, warmup=0)
+    finally:
+        benchmark.time.perf_counter = original
+    assert medians == {"a": pytest.approx(0.003)}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cells", "lstm,transformer"], "--cells"),
+        (["--shapes", "huge"], "--shapes"),
+        (["--shapes", "4x3x0x5"], "--shapes"),
+        (["--repeats", "0"], "--repeats"),
+    ],
+)
+def test_bad_arguments_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
