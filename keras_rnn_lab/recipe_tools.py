@@ -1,0 +1,83 @@
+"""What every recipe in `recipes/` shares: presets, the recurrent layer choice,
+the command line and the training call.  Recipes call these; none copies them.
+
+A recipe module defines a `Config` dataclass, `PRESETS = {"tiny": {...},
+"default": {...}}` (plain dicts of overrides), `load_data(config)`,
+`build_model(config)`, `train(config)` and `main(argv=None)`.
+"""
+
+import argparse
+import dataclasses
+
+import keras
+
+from keras_rnn_lab.gru import GRU
+from keras_rnn_lab.lstm import LSTM
+from keras_rnn_lab.simple_rnn import SimpleRNN
+
+RECURRENT_LAYERS = {"lstm": LSTM, "gru": GRU, "simple_rnn": SimpleRNN}
+
+
+def recurrent_layer(cell, units, builtin=False, **kwargs):
+    """Our fast layer for `cell` ("lstm", "gru" or "simple_rnn"), or with
+    `builtin=True` Keras's layer of the same name (for side-by-side runs)."""
+    if cell not in RECURRENT_LAYERS:
+        raise ValueError(f"Argument `cell` must be one of {sorted(RECURRENT_LAYERS)}; received {cell!r}.")
+    layer_class = RECURRENT_LAYERS[cell]
+    if builtin:
+        layer_class = getattr(keras.layers, layer_class.__name__)
+    return layer_class(units, **kwargs)
+
+
+def config_from_preset(config_class, presets, preset, **overrides):
+    """`config_class` with `presets[preset]` applied, then non-None `overrides`."""
+    if preset not in presets:
+        raise ValueError(f"Argument `preset` must be one of {sorted(presets)}; received {preset!r}.")
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"Unknown {config_class.__name__} fields {unknown}; expected some of {sorted(fields)}.")
+    return config_class(**values)
+
+
+def add_common_arguments(parser, presets):
+    """The flags every recipe accepts, with the same meaning everywhere."""
+    parser.add_argument("--preset", default="default", choices=sorted(presets), help="named configuration")
+    parser.add_argument("--cell", choices=sorted(RECURRENT_LAYERS), help="recurrent cell (default: the preset's)")
+    parser.add_argument("--units", type=_positive_int, help="recurrent units")
+    parser.add_argument("--epochs", type=_positive_int, help="training epochs")
+    parser.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="batch size")
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float, help="Adam learning rate")
+    parser.add_argument("--seed", type=int, help="random seed (weights, data order, sampling)")
+    parser.add_argument(
+        "--builtin", action="store_true", default=None, help="use Keras's built-in layer instead of ours (comparisons)"
+    )
+    parser.add_argument("--out", help="save the trained model (.keras) here")
+    return parser
+
+
+def common_overrides(args):
+    """The common flags as Config overrides (None = keep the preset's)."""
+    names = ("cell", "units", "epochs", "batch_size", "learning_rate", "seed", "builtin")
+    return {name: getattr(args, name) for name in names}
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}")
+    return value
+
+
+def compile_for_classes(model, learning_rate, clipnorm=None):
+    """Adam and sparse categorical cross-entropy on logits, with accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model

@@ -1,0 +1,124 @@
+"""Character text, offline: the shipped sonnets, a user's file, or a TFDS catalogue.
+
+    text = load_text()                                 # Shakespeare's sonnets (shipped)
+    text = load_text(text_path="my_corpus.txt")        # a UTF-8 file of your own
+    text = load_text(tfds_name="tiny_shakespeare")     # if you have it under data_dir
+
+The shipped corpus goes through a real tensorflow-datasets builder that reads the
+file inside this package, prepared into a local data directory (default
+`~/.cache/keras_rnn_lab/tensorflow_datasets`, or `$KERAS_RNN_LAB_DATA`); nothing
+here ever downloads (`download=False`, no GCS).  TFDS text corpora such as
+tiny_shakespeare hold one example per split with the whole text in "text".
+"""
+
+import importlib.resources
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+CORPORA = importlib.resources.files("keras_rnn_lab") / "corpora"
+
+
+def default_data_dir():
+    return os.environ.get(
+        "KERAS_RNN_LAB_DATA", os.path.join(os.path.expanduser("~"), ".cache", "keras_rnn_lab", "tensorflow_datasets")
+    )
+
+
+class KerasRnnLabSonnets(tfds.core.GeneratorBasedBuilder):
+    """Shakespeare's 154 sonnets (public domain), shipped with keras_rnn_lab."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="Shakespeare's sonnets as one plain-text example (public domain).",
+            features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+            citation="William Shakespeare, Sonnets (1609).",
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # the file ships with the package: nothing to download
+        return {"train": self._generate_examples(CORPORA / "sonnets.txt")}
+
+    def _generate_examples(self, path):
+        yield "sonnets", {"text": path.read_text(encoding="utf-8")}
+
+
+def _tfds_text(name, data_dir, split):
+    """Concatenated "text" of every example in `split` of a prepared TFDS dataset."""
+    try:
+        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
+    except Exception as err:  # TFDS raises several types for "not prepared here"
+        raise ValueError(
+            f"Argument `tfds_name`: could not load {name!r} split {split!r} from {data_dir!r} without "
+            f"downloading ({type(err).__name__}: {err}). Prepare it there first, or pass a text file."
+        ) from None
+    pieces = [example["text"].decode("utf-8") for example in tfds.as_numpy(dataset)]
+    return "".join(pieces)
+
+
+def prepared_sonnets(data_dir=None):
+    """The sonnets builder, prepared offline in `data_dir` (once; later calls reuse it)."""
+    builder = KerasRnnLabSonnets(data_dir=data_dir or default_data_dir())
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return builder
+
+
+def load_text(text_path=None, tfds_name=None, data_dir=None, split="train"):
+    """The training text: a file, a TFDS catalogue dataset, or the shipped sonnets."""
+    if text_path is not None and tfds_name is not None:
+        raise ValueError(f"Pass `text_path` or `tfds_name`, not both; received {text_path!r} and {tfds_name!r}.")
+    if text_path is not None:
+        if not os.path.isfile(text_path):
+            raise ValueError(f"Argument `text_path`: no such file {text_path!r}.")
+        with open(text_path, encoding="utf-8") as handle:
+            text = handle.read()
+        source = text_path
+    elif tfds_name is not None:
+        text = _tfds_text(tfds_name, data_dir or default_data_dir(), split)
+        source = tfds_name
+    else:
+        builder = prepared_sonnets(data_dir)
+        text = "".join(e["text"].decode("utf-8") for e in tfds.as_numpy(builder.as_dataset(split=split)))
+        source = "sonnets"
+    if not text:
+        raise ValueError(f"The text from {source!r} is empty; expected at least a few characters.")
+    return text
+
+
+def split_text(text, validation_fraction):
+    """(train, validation) as contiguous chunks: the last fraction validates, so
+    no window can straddle both."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"Argument `validation_fraction` must be in [0, 1); received {validation_fraction}.")
+    cut = len(text) - int(round(len(text) * validation_fraction))
+    return text[:cut], text[cut:]
+
+
+def char_windows(text, window, stride, batch_size, shuffle_seed=None):
+    """tf.data of (input chars, next chars), both (batch, window) strings.
+
+    Window i covers text[i*stride : i*stride + window + 1]; the target is the
+    input shifted by one character.  Cached after slicing, shuffled per epoch
+    when `shuffle_seed` is given, batched (last partial batch kept), prefetched.
+    """
+    if len(text) < window + 1:
+        raise ValueError(
+            f"The text ({len(text)} characters) is shorter than one window of `window`={window} plus its target."
+        )
+    chars = np.array(list(text))
+    starts = np.arange(0, len(text) - window, stride)
+    pieces = chars[starts[:, None] + np.arange(window + 1)]  # (windows, window + 1)
+    dataset = tf.data.Dataset.from_tensor_slices((pieces[:, :-1], pieces[:, 1:])).cache()
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(pieces), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def char_vocabulary(text):
+    """Sorted distinct characters; the lookup layer adds the out-of-vocabulary entry."""
+    return sorted(set(text))
