@@ -3,6 +3,7 @@
     python -m keras_rnn_lab.benchmark                      # all cells, three shapes
     python -m keras_rnn_lab.benchmark --cells lstm --shapes reference --repeats 21
     python -m keras_rnn_lab.benchmark --shapes 32x20x16x64 --json bench.json
+    python -m keras_rnn_lab.benchmark --generation       # 1,000 characters, compiled vs predict
 
 Everything is measured in one process and *interleaved*: each repeat times every
 candidate once, in turn, so a noisy neighbour slows all of them alike.  The
@@ -164,6 +165,42 @@ def bench_model(repeats, vocabulary=2000, batch=64, steps=100, units=256):
     return _with_speedups(rows)
 
 
+def bench_generation(units=512, length=1000, repeats=5, vocabulary="abcdefghijklmnopqrstuvwxyz .,;'\n"):
+    """Characters from a (random-weight) char model: our compiled loop against
+    `model.predict` on the growing prefix, once per character (the naive way).
+
+    Speed does not depend on the weights.  Returns {name: seconds for `length` characters}.
+    """
+    from keras_rnn_lab.generation import TextGenerator
+
+    lookup = keras.layers.StringLookup(vocabulary=list(vocabulary), num_oov_indices=1, mask_token=None)
+    characters = keras.Input((None,), dtype="string")
+    x = keras.layers.Embedding(lookup.vocabulary_size(), 64)(lookup(characters))
+    x = keras_rnn_lab.LSTM(units, return_sequences=True)(x)
+    model = keras.Model(characters, keras.layers.Dense(lookup.vocabulary_size())(x))
+    generator = TextGenerator(model)
+    prime = "the "
+    generator(prime, length, seed=0)  # warm-up: traces the loop
+    timings = _interleaved_medians({"compiled loop": lambda: generator(prime, length, seed=0)}, repeats, warmup=0)
+
+    names = np.array(lookup.get_vocabulary())
+    text = list(prime)
+    start = time.perf_counter()
+    for _ in range(length):  # the prefix grows by one character per call
+        logits = model.predict(tf.constant([text]), verbose=0)[0, -1]
+        text.append(names[1 + int(np.argmax(logits[1:]))])
+    timings["model.predict on the prefix"] = time.perf_counter() - start
+    return timings
+
+
+def format_generation(timings, units, length):
+    fast = timings["compiled loop"]
+    lines = [f"generation: {length} characters, Embedding(64) -> keras_rnn_lab.LSTM({units}) -> Dense, batch 1"]
+    for name, seconds in timings.items():
+        lines.append(f"  {name:<28} {seconds:>9.3f} s   {seconds / fast:>8.1f}x the compiled loop's time")
+    return "\n".join(lines)
+
+
 def _with_speedups(rows):
     base = next(r for r in rows if r.candidate == "keras built-in")
     for row in rows:
@@ -224,9 +261,24 @@ def main(argv=None):
     parser.add_argument("--no-model", action="store_true", help="skip the Embedding -> LSTM -> Dense model case")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument(
+        "--generation",
+        action="store_true",
+        help="instead: time 1,000 generated characters (512-unit LSTM) against model.predict per character",
+    )
+    parser.add_argument("--generation-length", dest="generation_length", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--generation-units", dest="generation_units", type=int, default=512, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be a positive int; received {args.repeats}")
+
+    if args.generation:
+        timings = bench_generation(args.generation_units, args.generation_length, args.repeats)
+        print(format_generation(timings, args.generation_units, args.generation_length))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(timings, handle, indent=2)
+        return 0
 
     with_torch = not args.no_torch and _torch_available()
     print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, torch: {with_torch}")
