@@ -4,6 +4,7 @@
     python -m keras_rnn_lab.benchmark --cells lstm --shapes reference --repeats 21
     python -m keras_rnn_lab.benchmark --shapes 32x20x16x64 --json bench.json
     python -m keras_rnn_lab.benchmark --generation       # 1,000 characters, compiled vs predict
+    python -m keras_rnn_lab.benchmark --profile --cells gru --shapes reference   # where the time goes
 
 Everything is measured in one process and *interleaved*: each repeat times every
 candidate once, in turn, so a noisy neighbour slows all of them alike.  The
@@ -201,6 +202,56 @@ def format_generation(timings, units, length):
     return "\n".join(lines)
 
 
+def profile_training_step(layer, shape_name, steps=5):
+    """Op-level profile of `steps` training steps: {op type: ms per step}, {op: ms per step}.
+
+    Uses TensorFlow's profiler (tf.profiler.experimental) and reads the host
+    plane of its XSpace; an op's time is its own kernel time, so ops that ran
+    side by side on the two cores add up to more than the wall time.
+    """
+    import collections
+    import glob
+    import tempfile
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    batch, time_steps, features, units = _shape_of(shape_name)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((batch, time_steps, features), dtype=np.float32))
+    y = tf.constant(rng.standard_normal((batch, units), dtype=np.float32))
+    train, _ = _keras_steps(layer, x, y)
+    train(), train()  # traced and warm
+    logdir = tempfile.mkdtemp(prefix="keras_rnn_lab_profile_")
+    tf.profiler.experimental.start(logdir)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train()
+    wall = (time.perf_counter() - start) / steps
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as handle:
+        space.ParseFromString(handle.read())
+    host = next(plane for plane in space.planes if plane.name.startswith("/host:CPU"))
+    by_type, by_op = collections.Counter(), collections.Counter()
+    for line in host.lines:
+        for event in line.events:
+            name = host.event_metadata[event.metadata_id].name
+            if ":" not in name or name.startswith("ExecutorState"):
+                continue  # scheduling spans enclose the ops; count kernels only
+            ms = event.duration_ps / 1e9 / steps
+            by_type[name.rsplit(":", 1)[1]] += ms
+            by_op[name] += ms
+    return 1e3 * wall, by_type, by_op
+
+
+def format_profile(title, wall_ms, by_type, by_op, top=8):
+    lines = [f"{title}: {wall_ms:.1f} ms wall per training step, {sum(by_type.values()):.1f} ms of kernel time"]
+    lines += [f"    {name:<32} {ms:8.2f} ms" for name, ms in by_type.most_common(top)]
+    lines.append("  largest ops:")
+    lines += [f"    {name[-70:]:<70} {ms:8.2f} ms" for name, ms in by_op.most_common(top)]
+    return "\n".join(lines)
+
+
 def _with_speedups(rows):
     base = next(r for r in rows if r.candidate == "keras built-in")
     for row in rows:
@@ -266,11 +317,22 @@ def main(argv=None):
         action="store_true",
         help="instead: time 1,000 generated characters (512-unit LSTM) against model.predict per character",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="instead: TensorFlow profiler breakdown of one training step per candidate"
+    )
     parser.add_argument("--generation-length", dest="generation_length", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--generation-units", dest="generation_units", type=int, default=512, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be a positive int; received {args.repeats}")
+
+    if args.profile:
+        for cell in args.cells:
+            for shape in args.shapes:
+                for name, layer in _keras_candidates(cell, _shape_of(shape)[3]).items():
+                    report = profile_training_step(layer, shape)
+                    print(format_profile(f"{cell} {shape} {name}", *report), flush=True)
+        return 0
 
     if args.generation:
         timings = bench_generation(args.generation_units, args.generation_length, args.repeats)

@@ -63,3 +63,10 @@ def test_generation_timing_runs_both_ways(tmp_path, capsys):
     assert set(timings) == {"compiled loop", "model.predict on the prefix"}
     assert all(seconds > 0 for seconds in timings.values())
     assert "x the compiled loop's time" in capsys.readouterr().out
+
+
+def test_profile_reports_kernel_time(capsys):
+    assert benchmark.main(["--profile", "--cells", "lstm", "--shapes", "4x3x2x5"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("ms wall per training step") == 3  # built-in, RNN(our cell), ours
+    assert "MatMul" in printed
