@@ -48,7 +48,7 @@ def add_common_arguments(parser, presets):
     parser.add_argument("--units", type=_positive_int, help="recurrent units")
     parser.add_argument("--epochs", type=_positive_int, help="training epochs")
     parser.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="batch size")
-    parser.add_argument("--learning-rate", dest="learning_rate", type=float, help="Adam learning rate")
+    parser.add_argument("--learning-rate", dest="learning_rate", type=_positive_float, help="Adam learning rate")
     parser.add_argument("--seed", type=int, help="random seed (weights, data order, sampling)")
     parser.add_argument(
         "--builtin", action="store_true", default=None, help="use Keras's built-in layer instead of ours (comparisons)"
@@ -58,7 +58,11 @@ def add_common_arguments(parser, presets):
 
 
 def common_overrides(args):
-    """The common flags as Config overrides (None = keep the preset's)."""
+    """The common flags as Config overrides (None = keep the preset's).
+
+    Every recipe's Config has these fields: cell, units, epochs, batch_size,
+    learning_rate, seed and builtin.
+    """
     names = ("cell", "units", "epochs", "batch_size", "learning_rate", "seed", "builtin")
     return {name: getattr(args, name) for name in names}
 
@@ -70,6 +74,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number; received {text!r}")
     return value
 
 

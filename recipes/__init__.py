@@ -1,1 +1,1 @@
-"""Recipes, each runnable as `python -m recipes.NAME`: parity (count the 1s of a bit string of any length)."""
+"""Recipes, each runnable as `python -m recipes.NAME`: char_lm (character language model), parity (even number of 1s, any length)."""

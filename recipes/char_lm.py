@@ -39,6 +39,8 @@ class Config:
     units: int = 256  # the size the lecture's demo and the reference run use
     embedding_dim: int = 64
     dropout: float = 0.2  # on the recurrent layer's inputs; the sonnets overfit without it
+    output_dropout: float = 0.3  # on its outputs, before the softmax layer
+    patience: int = 3  # epochs without validation progress before stopping (best weights kept)
     window: int = 100  # characters of context per training window
     stride: int = 10  # windows overlap: 10x more windows from a small corpus
     batch_size: int = 64
@@ -55,7 +57,7 @@ class Config:
 
 
 PRESETS = {
-    "hello": dict(text=HELLO_TEXT, units=16, embedding_dim=8, dropout=0.0, window=5, stride=1, batch_size=16,
+    "hello": dict(text=HELLO_TEXT, units=16, embedding_dim=8, dropout=0.0, output_dropout=0.0, window=5, stride=1, batch_size=16,
                   epochs=40, learning_rate=1e-2, validation_fraction=0.0, sample_every=0, sample_prime="h"),
     "tiny": dict(max_characters=3000, units=32, embedding_dim=8, window=20, stride=5, batch_size=32, epochs=3,
                  learning_rate=1e-2, sample_every=0),
@@ -100,6 +102,7 @@ def build_model(config, vocabulary):
     x = recipe_tools.recurrent_layer(
         config.cell, config.units, builtin=config.builtin, return_sequences=True, dropout=config.dropout, seed=config.seed, name="recurrent"
     )(x)
+    x = keras.layers.Dropout(config.output_dropout, seed=config.seed)(x)
     logits = keras.layers.Dense(lookup.vocabulary_size(), name="logits")(x)
     model = keras.Model(characters, logits, name=f"char_lm_{config.cell}")
     model.compile(
@@ -136,11 +139,19 @@ def train(config, out=None):
     model = build_model(config, text_data.char_vocabulary(train_text + validation_text))
     train_ds = _ids_dataset(model, train_text, config, shuffle=True)
     validation_ds = _ids_dataset(model, validation_text, config, shuffle=False) if validation_text else None
-    callbacks = [PrintSamples(config.sample_prime, config.sample_every)]
+    monitor = "val_loss" if validation_ds is not None else "loss"
+    callbacks = [
+        PrintSamples(config.sample_prime, config.sample_every),
+        # The lecture's guidance: train several epochs, stop when validation stops improving.
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=1, verbose=1),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True),
+    ]
     if out is not None:
-        monitor = "val_loss" if validation_ds is not None else "loss"
         callbacks.append(keras.callbacks.ModelCheckpoint(out, monitor=monitor, save_best_only=True))
-    history = model.fit(train_ds, validation_data=validation_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
+    # shuffle=False: the windows dataset shuffles itself each epoch (fit cannot shuffle a tf.data.Dataset).
+    history = model.fit(
+        train_ds, validation_data=validation_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=2
+    )
     if out is not None:
         model = load(out)
     return model, history
@@ -184,9 +195,10 @@ def main(argv=None):
     model, history = train(config, out=args.out)
     if "val_bits_per_char" in history.history:
         print(f"best validation: {min(history.history['val_bits_per_char']):.3f} bits per character")
-    # top_k=1: the most likely character at every step
-    greedy = TextGenerator(model)(config.sample_prime, 200 if config.text is None else 4, top_k=1)[0]
-    print(greedy)
+    if config.text is not None:  # hello: the most likely character at every step (top_k=1)
+        print(TextGenerator(model)(config.sample_prime, 4, top_k=1)[0])
+    else:
+        print(TextGenerator(model)(config.sample_prime, 400, temperature=0.8, seed=config.seed)[0])
     return 0
 
 

@@ -160,7 +160,7 @@ def gru_recurrence(
                 d_recurrent = d_recurrent.stack()
                 weight_grads = [loop.recurrent_kernel_gradient(h0, hs, d_recurrent, r)]
                 if has_bias:
-                    weight_grads.append(tf.reduce_sum(d_recurrent, axis=[0, 1]))
+                    weight_grads.append(loop.column_sums(d_recurrent))
             else:
                 dw_zr = loop.recurrent_kernel_gradient(h0, hs, d_xp[..., : 2 * units], r)
                 dw_h = loop.summed_outer_product(kept_stacked, d_xp[..., 2 * units :])
