@@ -70,10 +70,8 @@ class FastRNN(keras.layers.RNN):
         return None
 
     def _activation_names(self):
-        names = [keras.activations.serialize(self.cell.activation)]
-        if hasattr(self.cell, "recurrent_activation"):
-            names.append(keras.activations.serialize(self.cell.recurrent_activation))
-        return names
+        functions = [self.cell.activation, getattr(self.cell, "recurrent_activation", None)]
+        return [activation_name(fn) for fn in functions if fn is not None]
 
     def build(self, sequences_shape, initial_state_shape=None):
         if len(sequences_shape) != 3:
@@ -178,6 +176,16 @@ class FastRNN(keras.layers.RNN):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def activation_name(function):
+    """Keras's name for an activation function ('tanh', 'relu', ...), or None
+    for a custom callable, which the hand-written BPTT does not cover."""
+    try:
+        name = keras.activations.serialize(function)
+    except (ValueError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _validated_mask(layer_name, mask, sequences):

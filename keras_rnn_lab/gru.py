@@ -3,7 +3,7 @@
 import keras
 
 from keras_rnn_lab.bptt.gru import gru_recurrence
-from keras_rnn_lab.fast_rnn import FastRNN
+from keras_rnn_lab.fast_rnn import FastRNN, activation_name
 from keras_rnn_lab.gru_cell import GRUCell
 
 
@@ -33,8 +33,8 @@ class GRU(FastRNN):
             initial_state[0],
             self.cell.recurrent_kernel,
             self.cell.recurrent_bias(),
-            keras.activations.serialize(self.cell.activation),
-            keras.activations.serialize(self.cell.recurrent_activation),
+            activation_name(self.cell.activation),
+            activation_name(self.cell.recurrent_activation),
             self.cell.reset_after,
             self.cell.update_convention,
             recurrent_mask=recurrent_mask,

@@ -3,7 +3,7 @@
 import keras
 
 from keras_rnn_lab.bptt.lstm import COMPUTE_ORDER, lstm_recurrence
-from keras_rnn_lab.fast_rnn import FastRNN
+from keras_rnn_lab.fast_rnn import FastRNN, activation_name
 from keras_rnn_lab.lstm_cell import LSTMCell
 
 
@@ -32,8 +32,8 @@ class LSTM(FastRNN):
             initial_state[0],
             initial_state[1],
             self.cell.reorder_gates(self.cell.recurrent_kernel, COMPUTE_ORDER),
-            keras.activations.serialize(self.cell.activation),
-            keras.activations.serialize(self.cell.recurrent_activation),
+            activation_name(self.cell.activation),
+            activation_name(self.cell.recurrent_activation),
             recurrent_mask=recurrent_mask,
             step_mask=step_mask,
             training=training,

@@ -3,7 +3,7 @@
 import keras
 
 from keras_rnn_lab.bptt.simple_rnn import simple_rnn_recurrence
-from keras_rnn_lab.fast_rnn import FastRNN
+from keras_rnn_lab.fast_rnn import FastRNN, activation_name
 from keras_rnn_lab.simple_rnn_cell import SimpleRNNCell
 
 
@@ -25,7 +25,7 @@ class SimpleRNN(FastRNN):
             projection,
             initial_state[0],
             self.cell.recurrent_kernel,
-            keras.activations.serialize(self.cell.activation),
+            activation_name(self.cell.activation),
             recurrent_mask=recurrent_mask,
             step_mask=step_mask,
             training=training,

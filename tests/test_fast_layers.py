@@ -171,7 +171,8 @@ def test_keras_file_round_trip_in_a_fresh_process(tmp_path):
 # --- the fallback ---------------------------------------------------------------
 @pytest.mark.parametrize(
     "layer_kwargs, reason",
-    [({"unroll": True}, "unroll"), ({"activation": "softplus"}, "softplus")],
+    [({"unroll": True}, "unroll"), ({"activation": "softplus"}, "softplus"),
+     ({"activation": lambda a: a / (1.0 + abs(a))}, "None")],
 )
 def test_falls_back_to_keras_loop_where_bptt_does_not_apply(layer_kwargs, reason):
     layer = keras_rnn_lab.LSTM(5, return_sequences=True, **layer_kwargs)

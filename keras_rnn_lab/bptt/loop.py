@@ -20,7 +20,7 @@ _ACTIVATIONS = {
 
 
 def supports(activation_name):
-    """True when the hand-written backward pass knows this activation."""
+    """True when the hand-written backward pass knows this activation (None: a custom one)."""
     return activation_name in _ACTIVATIONS
 
 
