@@ -33,11 +33,25 @@ def times_derivative(activation_name, upstream, y):
     return _ACTIVATIONS[activation_name][1](upstream, y)
 
 
+class _StepReader:
+    """`read(t)` of a time-major tensor, like a TensorArray's.
+
+    A gather per step measured a little faster than unstacking the whole tensor
+    into a TensorArray first, a copy that the loop has to wait for.
+    """
+
+    def __init__(self, sequence):
+        self.sequence = sequence
+
+    def read(self, t):
+        return tf.gather(self.sequence, t)
+
+
 def time_loop(step, length, carry, sequences, keep, dtype, reverse=False):
     """Run `step(t, carry, *sequences_t) -> (carry, outputs_t)` over time.
 
     sequences: time-major tensors (time, ...), or TensorArrays, read one step
-        at a time.  Passing the forward loop's TensorArrays straight to the
+        at a time (`_StepReader` for tensors).  Passing the forward loop's TensorArrays straight to the
         backward loop saves a stack and an unstack (a full copy each) of every
         saved activation.
     keep: how many of `step`'s per-step outputs (the first ones) to record,
@@ -45,7 +59,7 @@ def time_loop(step, length, carry, sequences, keep, dtype, reverse=False):
     reverse: iterate t = length-1 ... 0 (the backward pass).
     Returns (final carry, [TensorArrays]); `.stack()` gives (time, ...).
     """
-    readers = [s if isinstance(s, tf.TensorArray) else tf.TensorArray(s.dtype, size=length).unstack(s) for s in sequences]
+    readers = [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
 
     def body(i, carry, writers):
         t = length - 1 - i if reverse else i
