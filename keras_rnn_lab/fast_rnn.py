@@ -171,7 +171,9 @@ class FastRNN(keras.layers.RNN):
         config = super().get_config()
         del config["cell"]
         cell_config = {k: v for k, v in self.cell.get_config().items() if k not in _CELL_ONLY_SKIPPED}
-        return {**config, **cell_config}
+        # Keras's layers list it too, so configs interchange both ways.
+        activity = keras.regularizers.serialize(self.activity_regularizer)
+        return {**config, **cell_config, "activity_regularizer": activity}
 
     @classmethod
     def from_config(cls, config):

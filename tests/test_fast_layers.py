@@ -123,6 +123,25 @@ def test_swaps_in_for_the_builtin_and_loads_its_weights(name, tmp_path):
     np.testing.assert_allclose(ours.predict(tokens, verbose=0), builtin.predict(tokens, verbose=0), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_configs_interchange_with_the_builtin(name):
+    """A built-in's config builds our layer and ours builds the built-in's,
+    with the same weights and outputs (how a saved model moves across)."""
+    builtin = getattr(keras.layers, name)(5, return_sequences=True, go_backwards=True, activity_regularizer="l2")
+    x = np.random.default_rng(4).normal(size=(2, 6, 3)).astype("float32")
+    builtin(x)
+    ours = getattr(keras_rnn_lab, name).from_config(builtin.get_config())
+    ours(x)
+    ours.set_weights(builtin.get_weights())
+    np.testing.assert_allclose(ours(x), builtin(x), rtol=0, atol=1e-6)
+    # Our extras: the GRU's update_convention (Keras's by default), and the
+    # dropout seed, which keras.layers.SimpleRNN accepts but leaves out of its config.
+    extra = set(ours.get_config()) - set(builtin.get_config())
+    assert extra == {"GRU": {"update_convention"}, "SimpleRNN": {"seed"}}.get(name, set())
+    shared = {k: v for k, v in ours.get_config().items() if k not in extra}
+    assert getattr(keras.layers, name).from_config(shared).get_config() == builtin.get_config()
+
+
 def test_config_round_trip_keeps_every_argument():
     layer = keras_rnn_lab.GRU(
         6, reset_after=False, update_convention="lecture", dropout=0.2, recurrent_dropout=0.1, seed=3,
