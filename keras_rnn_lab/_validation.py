@@ -9,16 +9,22 @@ import numbers
 import keras
 
 
-def check_units(units):
-    """`units` must be a positive Python int (bools are rejected too)."""
-    if isinstance(units, bool) or not isinstance(units, numbers.Integral):
+def check_positive_int(name, value):
+    """`value` as an int; an error naming `name` unless it is a positive int
+    (bools are rejected too)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
-            f"Argument `units` must be a positive int; received {units!r} "
-            f"of type {type(units).__name__}."
+            f"Argument `{name}` must be a positive int; received {value!r} "
+            f"of type {type(value).__name__}."
         )
-    if units <= 0:
-        raise ValueError(f"Argument `units` must be a positive int; received {units}.")
-    return int(units)
+    if value <= 0:
+        raise ValueError(f"Argument `{name}` must be a positive int; received {value}.")
+    return int(value)
+
+
+def check_units(units):
+    """`units` must be a positive Python int."""
+    return check_positive_int("units", units)
 
 
 def check_rate(name, rate):

@@ -11,6 +11,8 @@ import dataclasses
 
 import keras
 
+# Argument checks recipes share with the layers (errors name the argument).
+from keras_rnn_lab._validation import check_positive_int, check_rate  # noqa: F401  (re-exported)
 from keras_rnn_lab.gru import GRU
 from keras_rnn_lab.lstm import LSTM
 from keras_rnn_lab.simple_rnn import SimpleRNN
@@ -45,10 +47,10 @@ def add_common_arguments(parser, presets):
     """The flags every recipe accepts, with the same meaning everywhere."""
     parser.add_argument("--preset", default="default", choices=sorted(presets), help="named configuration")
     parser.add_argument("--cell", choices=sorted(RECURRENT_LAYERS), help="recurrent cell (default: the preset's)")
-    parser.add_argument("--units", type=_positive_int, help="recurrent units")
-    parser.add_argument("--epochs", type=_positive_int, help="training epochs")
-    parser.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="batch size")
-    parser.add_argument("--learning-rate", dest="learning_rate", type=_positive_float, help="Adam learning rate")
+    parser.add_argument("--units", type=positive_int, help="recurrent units")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs")
+    parser.add_argument("--batch-size", dest="batch_size", type=positive_int, help="batch size")
+    parser.add_argument("--learning-rate", dest="learning_rate", type=positive_float, help="Adam learning rate")
     parser.add_argument("--seed", type=int, help="random seed (weights, data order, sampling)")
     parser.add_argument(
         "--builtin", action="store_true", default=None, help="use Keras's built-in layer instead of ours (comparisons)"
@@ -67,7 +69,8 @@ def common_overrides(args):
     return {name: getattr(args, name) for name in names}
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: a positive int, or a usage error saying what arrived."""
     try:
         value = int(text)
     except ValueError:
@@ -77,7 +80,8 @@ def _positive_int(text):
     return value
 
 
-def _positive_float(text):
+def positive_float(text):
+    """argparse type: a number > 0, or a usage error saying what arrived."""
     try:
         value = float(text)
     except ValueError:

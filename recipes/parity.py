@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
+    check_positive_int,
     common_overrides,
     compile_for_classes,
     config_from_preset,
@@ -77,7 +78,7 @@ class Config:
     def __post_init__(self):
         counts = ("units", "embedding_dim", "train_size", "validation_size", "evaluation_size")
         for name in counts + ("epochs", "batch_size", "patience"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("train_lengths", "medium_lengths", "long_lengths"):
             setattr(self, name, check_lengths(name, getattr(self, name)))
         rate = self.learning_rate
@@ -146,7 +147,7 @@ def random_bit_strings(rng, count, lengths):
 
     Every row is padded with PAD after its string up to the longest string drawn.
     """
-    _check_positive_int("count", count)
+    check_positive_int("count", count)
     low, high = check_lengths("lengths", lengths)
     string_lengths = rng.integers(low, high + 1, size=count)
     width = int(string_lengths.max())
@@ -176,7 +177,7 @@ def load_data(config):
     data = {}
     for name, stream in zip(SPLITS, streams):
         size_field, lengths_field = fields[name]
-        size = _check_positive_int(size_field, getattr(config, size_field))
+        size = check_positive_int(size_field, getattr(config, size_field))
         lengths = check_lengths(lengths_field, getattr(config, lengths_field))
         data[name] = random_bit_strings(np.random.default_rng(stream), size, lengths)
     return data
@@ -289,15 +290,6 @@ def _seed_list(text):
 def _output_path(path, seed, several):
     """`--out` as given for one run; with several seeds, model-seed1.keras and so on."""
     return f"{path[: -len('.keras')]}-seed{seed}.keras" if several else path
-
-
-def _check_positive_int(name, value):
-    """`value` as an int, or an error naming `name` unless it is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"Argument `{name}` must be a positive int; received {value!r} of type {type(value).__name__}.")
-    if value <= 0:
-        raise ValueError(f"Argument `{name}` must be a positive int; received {value}.")
-    return int(value)
 
 
 if __name__ == "__main__":
