@@ -29,7 +29,7 @@ def _forward_step(w, activation, recurrent_activation, r):
         c = f * c_prev + i * candidate
         c_activated = loop.activate(activation, c)
         h = o * c_activated
-        saved = (c_prev, i, candidate, f, o, c, c_activated)  # before masking
+        saved = (c_prev, i, candidate, f, o, c, c_activated, h_prev)  # gates before masking
         if m_t:
             keep = m_t[0] > 0
             c = tf.where(keep, c, c_prev)
@@ -105,7 +105,7 @@ def lstm_recurrence(
         di = dC C~,  df = dC C_{t-1},  dC~ = dC i
         da = [di sigma', dC~ tanh', df sigma', do sigma']
         dh_{t-1} = da W^T,  dC_{t-1} = dC f
-        dW = sum_t h_{t-1}^T da_t   (one matmul after the loop)
+        dW = sum_t h_{t-1}^T da_t   (accumulated step by step, off the dh chain)
     """
     extras = [t for t in (recurrent_mask, step_mask) if t is not None]
     length = inputs.shape[0] or tf.shape(inputs)[0]
@@ -132,9 +132,8 @@ def lstm_recurrence(
         m = extras[-1] if step_mask is not None else None
         step = _forward_step(w, activation, recurrent_activation, r)
         sequences = [xp] + ([m] if m is not None else [])
-        (h_last, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, 8, xp.dtype)
-        hs = saved[0].stack()  # for dW, and the output when return_sequences
-        h_out = hs if return_sequences else h_last
+        (h_last, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, 9, xp.dtype)
+        h_out = saved[0].stack() if return_sequences else h_last
 
         def grad(d_h_out, d_c_last):
             d_h_out = loop.or_zeros(d_h_out, h_out)
@@ -146,10 +145,11 @@ def lstm_recurrence(
             zeros = (tf.zeros([tf.shape(h0)[0], 0], xp.dtype), w, tf.zeros([units], xp.dtype), tf.zeros([4 * units], xp.dtype))
 
             def backward_step(t, carry, *inputs):
-                dh_next, dc_next = carry
+                dh_next, dc_next, dw = carry
                 dh = dh_next + inputs[0] if return_sequences else dh_next
                 saved_t = inputs[1:] if return_sequences else inputs
-                m_t = saved_t[7] if m is not None else None
+                m_t = saved_t[8] if m is not None else None
+                h_prev_t = saved_t[7]
                 if m_t is None:
                     da, dc_prev = step_gradient(dh, dc_next, *saved_t[:7], zeros)
                 else:
@@ -161,17 +161,19 @@ def lstm_recurrence(
                     skip = 1.0 - m_t
                     dh_prev = dh_prev + dh * skip
                     dc_prev = dc_prev + dc_next * skip
-                return (dh_prev, dc_prev), (da,)
+                # dW accumulates off the dh chain: the second core does it while
+                # the chain runs (measured faster than one matmul after the loop).
+                h_in = h_prev_t if r is None else h_prev_t * r
+                return (dh_prev, dc_prev, dw + tf.matmul(h_in, da, transpose_a=True)), (da,)
 
             sequences = ([d_h_out] if return_sequences else []) + saved[1:] + ([m] if m is not None else [])
             # Without return_sequences only the last h is an output: its gradient
             # starts the carry and no per-step gradient is read.
             dh_last = tf.zeros_like(h0) if return_sequences else d_h_out
-            (dh0, dc0), (da,) = loop.time_loop(
-                backward_step, length, (dh_last, d_c_last), sequences, 1, xp.dtype, reverse=True
+            (dh0, dc0, dw), (da,) = loop.time_loop(
+                backward_step, length, (dh_last, d_c_last, tf.zeros_like(w)), sequences, 1, xp.dtype, reverse=True
             )
             da = da.stack()
-            dw = loop.recurrent_kernel_gradient(h0, hs, da, r)
             return (da, dh0, dc0, dw) + (None,) * len(extras)
 
         return (h_out, c_last), grad
