@@ -236,8 +236,8 @@ def profile_training_step(layer, shape_name, steps=5):
     for line in host.lines:
         for event in line.events:
             name = host.event_metadata[event.metadata_id].name
-            if ":" not in name or name.startswith("ExecutorState"):
-                continue  # scheduling spans enclose the ops; count kernels only
+            if ":" not in name or name.startswith(("ExecutorState", "EagerLocalExecute", "KernelAndDeviceFunc")):
+                continue  # function and scheduling spans enclose the ops; count kernels only
             ms = event.duration_ps / 1e9 / steps
             by_type[name.rsplit(":", 1)[1]] += ms
             by_op[name] += ms
