@@ -269,3 +269,31 @@ def test_constructor_errors_name_the_argument(kwargs, error, match):
     for name in ("SimpleRNN", "LSTM", "GRU"):
         with pytest.raises(error, match=match):
             getattr(keras_rnn_lab, name)(**kwargs)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "float64"])
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_other_dtypes_match_rnn_of_our_cell(name, policy):
+    """The hand-written backward pass in other compute dtypes (the LSTM's fused
+    kernel has no bfloat16 or float64 version, so it must take the op-by-op path)."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        x = tf.constant(np.random.default_rng(5).normal(size=(3, 6, 4)), "float32")
+        ours = getattr(keras_rnn_lab, name)(5, return_sequences=True)
+        reference = keras.layers.RNN(getattr(keras_rnn_lab, name + "Cell")(5), return_sequences=True)
+        ours(x), reference(x)
+        ours.set_weights(reference.get_weights())
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            results = [tf.cast(layer(x, training=True), "float32") for layer in (ours, reference)]
+            losses = [tf.reduce_sum(r * r) for r in results]
+        # bfloat16 keeps 8 bits of mantissa (~2-3 significant digits): compare at
+        # that precision; float64 at the usual bounds.
+        atol = (0.05, 0.3) if policy == "mixed_bfloat16" else (ref.OUTPUT_ATOL, ref.GRADIENT_ATOL)
+        np.testing.assert_allclose(results[0], results[1], rtol=0, atol=atol[0])
+        for mine, theirs in zip(tape.gradient(losses[0], ours.trainable_weights),
+                                tape.gradient(losses[1], reference.trainable_weights)):
+            np.testing.assert_allclose(np.asarray(tf.cast(mine, "float32")), np.asarray(tf.cast(theirs, "float32")),
+                                       rtol=0, atol=atol[1])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

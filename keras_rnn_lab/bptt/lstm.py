@@ -121,7 +121,9 @@ def lstm_recurrence(
         )
         return (kept[0].stack() if return_sequences else h_last), c_last
 
-    if (activation, recurrent_activation) == ("tanh", "sigmoid"):
+    # The fused kernel exists for tanh/sigmoid in float16 and float32 only
+    # (not bfloat16, as mixed_bfloat16 uses, nor float64).
+    if (activation, recurrent_activation) == ("tanh", "sigmoid") and inputs.dtype in (tf.float16, tf.float32):
         step_gradient = _fused_step_gradient
     else:
         step_gradient = _step_gradient(activation, recurrent_activation)
