@@ -91,6 +91,20 @@ def positive_float(text):
     return value
 
 
+def stop_early(monitor="val_loss", patience=3, reduce_lr_patience=None, mode="auto"):
+    """The lecture's "train several epochs" with a stop: callbacks that end
+    training when `monitor` stops improving for `patience` epochs and keep the
+    best epoch's weights; with `reduce_lr_patience`, first divide the learning
+    rate by ~3 after that many flat epochs (a smaller step often finds more)."""
+    callbacks = []
+    if reduce_lr_patience is not None:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.3, patience=reduce_lr_patience)
+        )
+    callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True))
+    return callbacks
+
+
 def compile_for_classes(model, learning_rate, clipnorm=None):
     """Adam and sparse categorical cross-entropy on logits, with accuracy."""
     model.compile(

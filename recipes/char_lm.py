@@ -143,8 +143,7 @@ def train(config, out=None):
     callbacks = [
         PrintSamples(config.sample_prime, config.sample_every),
         # The lecture's guidance: train several epochs, stop when validation stops improving.
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=1, verbose=1),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True),
+        *recipe_tools.stop_early(monitor, config.patience, reduce_lr_patience=1),
     ]
     if out is not None:
         callbacks.append(keras.callbacks.ModelCheckpoint(out, monitor=monitor, save_best_only=True))

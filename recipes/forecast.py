@@ -70,6 +70,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     common_overrides,
     config_from_preset,
     recurrent_layer,
+    stop_early,
 )
 
 # Inference keeps no activations, so large batches are cheap.
@@ -336,10 +337,7 @@ def train(config, data=None, verbose=0):
         validation_data=training_windows(data, "validation", 1),
         batch_size=config.batch_size,
         epochs=config.epochs,
-        callbacks=[
-            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(1, config.patience // 2)),
-            keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True),
-        ],
+        callbacks=stop_early("val_loss", config.patience, reduce_lr_patience=max(1, config.patience // 2)),
         verbose=verbose,
     )
     scores, targets = {}, {}

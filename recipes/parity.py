@@ -43,6 +43,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     compile_for_classes,
     config_from_preset,
     recurrent_layer,
+    stop_early,
 )
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
@@ -210,7 +211,7 @@ def train(config, verbose=0):
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=(data["validation"].tokens, data["validation"].labels),
-        callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)],
+        callbacks=stop_early("val_loss", config.patience),
         verbose=verbose,
     )
     accuracy = {name: _accuracy(model, split) for name, split in data.items()}

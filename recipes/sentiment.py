@@ -456,12 +456,12 @@ def fit_model(model, data, config, verbose=0):
     keep the best epoch's weights.  Returns History.history."""
     train_ds = _dataset(data.train, config.batch_size, shuffle_seed=config.seed)
     validation_ds = _dataset(data.validation, EVALUATION_BATCH_SIZE)
-    stop = keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)
+    callbacks = recipe_tools.stop_early("val_loss", config.patience)
     history = model.fit(
         train_ds,
         validation_data=validation_ds,
         epochs=config.epochs,
-        callbacks=[stop],
+        callbacks=callbacks,
         shuffle=False,  # train_ds reshuffles itself every epoch (seeded); Keras would only warn
         verbose=verbose,
     )

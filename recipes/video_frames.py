@@ -68,6 +68,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     compile_for_classes,
     config_from_preset,
     recurrent_layer,
+    stop_early,
 )
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
@@ -368,11 +369,8 @@ def train(config, verbose=0):
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=(data["validation"].frames, data["validation"].labels),
-        callbacks=[
-            # Validation loss is noisy at this learning rate; a smaller step settles it before early stopping gives up.
-            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=2),
-            keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True),
-        ],
+        # Validation loss is noisy at this learning rate; a smaller step settles it before early stopping gives up.
+        callbacks=stop_early("val_loss", config.patience, reduce_lr_patience=2),
         verbose=verbose,
     )
     correct = {name: predict_classes(model, clips.frames) == clips.labels for name, clips in data.items()}  # (n, frames)
