@@ -7,6 +7,7 @@ A recipe module defines a `Config` dataclass, `PRESETS = {"tiny": {...},
 """
 
 import argparse
+import contextlib
 import dataclasses
 
 import keras
@@ -55,7 +56,7 @@ def add_common_arguments(parser, presets):
     parser.add_argument(
         "--builtin", action="store_true", default=None, help="use Keras's built-in layer instead of ours (comparisons)"
     )
-    parser.add_argument("--out", help="save the trained model (.keras) here")
+    parser.add_argument("--out", type=keras_path, help="save the trained model (.keras) here")
     return parser
 
 
@@ -78,6 +79,23 @@ def positive_int(text):
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}")
     return value
+
+
+def keras_path(text):
+    """argparse type: a path ending in .keras (Keras's saving format)."""
+    if not text.endswith(".keras"):
+        raise argparse.ArgumentTypeError(f"expected a path ending in .keras; received {text!r}")
+    return text
+
+
+@contextlib.contextmanager
+def usage_errors(parser):
+    """Inside it, a ValueError/TypeError (a bad Config value, a bad data file)
+    becomes the command's usage error (exit 2) before any training starts."""
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
 
 
 def positive_float(text):

@@ -71,6 +71,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     config_from_preset,
     recurrent_layer,
     stop_early,
+    usage_errors,
 )
 
 # Inference keeps no activations, so large batches are cheap.
@@ -389,14 +390,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.symbol is not None and args.dataset != "stocks":
         parser.error("argument --symbol: only with --dataset stocks")
-    if args.out is not None and not args.out.endswith(".keras"):
-        parser.error(f"argument --out: expected a path ending in .keras; received {args.out!r}")
-    try:  # bad values stop the command before any training
+    with usage_errors(parser):  # bad values stop the command before any training
         choices = dict(dataset=args.dataset, symbol=args.symbol, window=args.window, anchor=args.anchor)
         config = config_from_preset(Config, PRESETS, args.preset, **choices, **common_overrides(args))
         data = load_data(config)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
     result = train(config, data, verbose=2)
     if args.out is not None:
         result.model.save(args.out)

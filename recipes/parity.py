@@ -44,6 +44,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     config_from_preset,
     recurrent_layer,
     stop_early,
+    usage_errors,
 )
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
@@ -257,14 +258,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.seeds is not None and args.seed is not None:
         parser.error("argument --seeds: not allowed with --seed; give the one seed as --seeds N")
-    if args.out is not None and not args.out.endswith(".keras"):
-        parser.error(f"argument --out: expected a path ending in .keras; received {args.out!r}")
     overrides = common_overrides(args)
     seeds = args.seeds or [overrides.pop("seed")]
-    try:  # every Config first, so a bad value stops the command before any training
+    with usage_errors(parser):  # every Config first, so a bad value stops the command before any training
         configs = [config_from_preset(Config, PRESETS, args.preset, **{**overrides, "seed": seed}) for seed in seeds]
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
     results = []
     for config in configs:
         result = train(config, verbose=2)

@@ -536,8 +536,6 @@ def main(argv=None):
         parser.error("arguments --text-column/--label-column: only with --csv")
     if args.tfds_name is None and args.data_dir:
         parser.error("argument --data-dir: only with --tfds")
-    if args.out is not None and not args.out.endswith(".keras"):
-        parser.error(f"argument --out: expected a path ending in .keras; received {args.out!r}")
     config = config_for(
         args.preset,
         bidirectional=args.bidirectional,

@@ -58,6 +58,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     config_from_preset,
     recurrent_layer,
     stop_early,
+    usage_errors,
 )
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
@@ -290,15 +291,11 @@ def main(argv=None):
     )
     parser.add_argument("--window", type=int, help="days per training sequence (default: the preset's)")
     args = parser.parse_args(argv)
-    if args.out is not None and not args.out.endswith(".keras"):
-        parser.error(f"argument --out: expected a path ending in .keras; received {args.out!r}")
-    try:  # bad values stop the command before any training
+    with usage_errors(parser):  # bad values stop the command before any training
         config = config_from_preset(
             Config, PRESETS, args.preset, bidirectional=args.bidirectional, window=args.window, **common_overrides(args)
         )
         data = load_data(config)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
     result = train(config, data, verbose=2)
     if args.out is not None:
         result.model.save(args.out)

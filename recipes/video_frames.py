@@ -69,6 +69,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     config_from_preset,
     recurrent_layer,
     stop_early,
+    usage_errors,
 )
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
@@ -429,13 +430,9 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, help="frames per clip")
     parser.add_argument("--train-clips", dest="train_clips", type=int, help="training clips")
     args = parser.parse_args(argv)
-    if args.out is not None and not args.out.endswith(".keras"):
-        parser.error(f"argument --out: expected a path ending in .keras; received {args.out!r}")
     recipe_flags = {name: getattr(args, name) for name in ("target", "canvas_size", "frames", "train_clips")}
-    try:  # the Config first, so a bad value stops the command before any data is made
+    with usage_errors(parser):  # the Config first, so a bad value stops the command before any data is made
         config = config_from_preset(Config, PRESETS, args.preset, **common_overrides(args), **recipe_flags)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
     result = train(config, verbose=2)
     print(format_report(result))
     if args.out is not None:

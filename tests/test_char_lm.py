@@ -38,3 +38,7 @@ def test_user_text_file_and_clear_errors(tmp_path, capsys):
         char_lm.main(["--preset", "tiny", "--text", str(tmp_path / "missing.txt")])
     with pytest.raises(SystemExit):
         char_lm.main(["--preset", "nope"])
+    # every recipe's --out is checked by the shared argparse type
+    with pytest.raises(SystemExit):
+        char_lm.main(["--preset", "hello", "--out", str(tmp_path / "model.h5")])
+    assert "--out: expected a path ending in .keras; received" in capsys.readouterr().err
