@@ -94,18 +94,23 @@ class TextGenerator:
             draw = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, t]), dtype=tf.int64)
             return tf.cast(draw[:, 0], prime_ids.dtype)
 
-        def body(t, token, states, generated):
+        # The prime: its characters go in one by one; only the state is kept.
+        def prime_body(t, states):
+            _, states = step(prime_ids[:, t], states)
+            return t + 1, states
+
+        _, states = tf.while_loop(lambda t, _: t < prime_length - 1, prime_body, (tf.constant(0), states))
+        logits, states = step(prime_ids[:, -1], states)
+
+        # Then each sample is written and fed back (the step after the last sample
+        # is wasted: one step in `length`, cheaper than a branch in every step).
+        def sample_body(t, logits, states, generated):
+            token = sample(logits, t)
             logits, states = step(token, states)
-            # Inside the prime the next input is the prime's next character; after it, a sample.
-            in_prime = t + 1 < prime_length
-            token = tf.cond(in_prime, lambda: prime_ids[:, tf.minimum(t + 1, prime_length - 1)], lambda: sample(logits, t))
-            generated = tf.cond(in_prime, lambda: generated, lambda: generated.write(t + 1 - prime_length, token))
-            return t + 1, token, states, generated
+            return t + 1, logits, states, generated.write(t, token)
 
         generated = tf.TensorArray(prime_ids.dtype, size=length)
         _, _, _, generated = tf.while_loop(
-            lambda t, *_: t < prime_length - 1 + length,
-            body,
-            (tf.constant(0), prime_ids[:, 0], states, generated),
+            lambda t, *_: t < length, sample_body, (tf.constant(0), logits, states, generated)
         )
         return tf.transpose(generated.stack())  # (samples, length)
