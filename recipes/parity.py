@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
     check_positive_int,
+    check_rate,
     common_overrides,
     compile_for_classes,
     config_from_preset,
@@ -46,6 +47,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
 PAD, ZERO, ONE = 0, 1, 2
@@ -65,6 +67,12 @@ class Config:
     units: int = 16  # parity needs one bit of memory; 16 units learn it reliably
     builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     embedding_dim: int = 8  # three tokens; 8 dimensions is the lecture's setting
+    dropout: float = 0.0  # on the recurrent layer's inputs; parity is a rule, not noise: nothing to regularise
+    recurrent_dropout: float = 0.0  # on h_{t-1}: dropping the one remembered bit breaks the rule
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     train_size: int = 20_000  # enough strings that every length of 1..20 is seen ~1,000 times
     validation_size: int = 2_000  # short strings for early stopping, never the long ones
     evaluation_size: int = 1_000  # per long split: 1 error in 1,000 is the 99.9% resolution
@@ -81,6 +89,9 @@ class Config:
         counts = ("units", "embedding_dim", "train_size", "validation_size", "evaluation_size")
         for name in counts + ("epochs", "batch_size", "patience"):
             check_positive_int(name, getattr(self, name))
+        for name in ("dropout", "recurrent_dropout"):
+            check_rate(name, getattr(self, name))
+        check_penalties(self)
         for name in ("train_lengths", "medium_lengths", "long_lengths"):
             setattr(self, name, check_lengths(name, getattr(self, name)))
         rate = self.learning_rate
@@ -192,7 +203,15 @@ def build_model(config):
             keras.Input((None,), dtype="int32"),  # (batch, time) tokens, 0 = padding
             keras.layers.Embedding(VOCABULARY_SIZE, config.embedding_dim, mask_zero=True),
             # (batch, units): the state after the last bit; masked steps leave it as it was.
-            recurrent_layer(config.cell, config.units, builtin=config.builtin),
+            recurrent_layer(
+                config.cell,
+                config.units,
+                builtin=config.builtin,
+                dropout=config.dropout,
+                recurrent_dropout=config.recurrent_dropout,
+                seed=config.seed,
+                **weight_penalties(config),
+            ),
             keras.layers.Dense(2),  # logits for (odd, even)
         ],
         name=f"parity_{config.cell}",

