@@ -132,6 +132,7 @@ class TrialSummary:
     best_epoch: int  # 1-based: the epoch whose weights the trial kept
     capacity: capacity.Capacity
     values: dict  # hyperparameter name -> value
+    val_accuracy: float = None  # at the best epoch, where the recipe measures accuracy
 
     @property
     def gap(self):
@@ -143,13 +144,29 @@ def summarize(tuner, trial):
     """A TrialSummary of a completed trial (the model is rebuilt to count its parameters)."""
     metrics = trial.metrics  # keras-tuner keeps the best epoch's values only
     best_step = trial.best_step
-    loss = next((o.value[0] if isinstance(o.value, list) else o.value)
-                for o in metrics.get_history("loss") if o.step == best_step)  # fmt: skip
+
+    def at_best_step(name):
+        values = [o.value for o in metrics.get_history(name) if o.step == best_step] if metrics.exists(name) else []
+        return float(values[0][0] if isinstance(values[0], list) else values[0]) if values else None
+
     hypermodel = tuner.hypermodel
     model = hypermodel.build_model(hypermodel.config(trial.hyperparameters))
     used = capacity.check_capacity(model, hypermodel.count_examples(), hypermodel.example_unit, action="ignore")
     values = dict(trial.hyperparameters.values)
-    return TrialSummary(trial.trial_id, float(trial.score), float(loss), best_step + 1, used, values)
+    return TrialSummary(trial.trial_id, float(trial.score), at_best_step("loss"), best_step + 1, used, values,
+                        at_best_step("val_accuracy"))  # fmt: skip
+
+
+def train_default(hypermodel):
+    """The recipe's own configuration trained as a trial would be: the row the
+    search has to beat."""
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model).history
+    best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
+    used = capacity.check_capacity(model, hypermodel.count_examples(), hypermodel.example_unit, action="ignore")
+    val_accuracy = history["val_accuracy"][best] if "val_accuracy" in history else None
+    return TrialSummary("default", history["val_loss"][best], history["loss"][best], best + 1, used, dict(hp.values), val_accuracy)
 
 
 def progress_line(trial):
@@ -174,12 +191,15 @@ def completed_trials(tuner):
 
 def format_table(summaries):
     """The best trials, one row each, then their hyperparameters."""
-    header = f"{'trial':>6} {'val_loss':>9} {'loss':>8} {'gap':>8} {'best epoch':>10} {'params/example':>14}  hyperparameters"
+    header = (f"{'trial':>7} {'val_loss':>9} {'val_acc':>8} {'loss':>8} {'gap':>8} {'best epoch':>10} "
+              f"{'params/example':>14}  hyperparameters")  # fmt: skip
     lines = [header, "-" * len(header)]
     for s in summaries:
         values = ", ".join(f"{k}={_format_value(v)}" for k, v in s.values.items() if not k.startswith("tuner/"))
+        accuracy = "" if s.val_accuracy is None else f"{s.val_accuracy:.4f}"
         lines.append(
-            f"{s.trial_id:>6} {s.val_loss:>9.4f} {s.loss:>8.4f} {s.gap:>+8.4f} {s.best_epoch:>10} {s.capacity.ratio:>14.3g}  {values}"
+            f"{s.trial_id:>7} {s.val_loss:>9.4f} {accuracy:>8} {s.loss:>8.4f} {s.gap:>+8.4f} {s.best_epoch:>10} "
+            f"{s.capacity.ratio:>14.3g}  {values}"
         )
     return "\n".join(lines)
 
@@ -205,15 +225,23 @@ def plot_learning_rates(trials, path):
     return path
 
 
-def report(tuner, top=5):
-    """Print the best trials, save the best model and the learning-rate plot."""
+def report(tuner, top=5, compare_default=False):
+    """Print the best trials (and with `compare_default` the recipe's own
+    configuration, trained the same way), save the best model and the
+    learning-rate plot."""
     trials = completed_trials(tuner)
     if not trials:
         print("no trial completed; nothing to report")
         return None
     summaries = [summarize(tuner, t) for t in trials[:top]]
-    print(f"\nbest {len(summaries)} of {len(trials)} completed trials ({tuner.project_dir}):")
+    if compare_default:
+        default = train_default(tuner.hypermodel)
+        verdict = "at least as good as" if summaries[0].val_loss <= default.val_loss else "worse than"
+        summaries.append(default)
+    print(f"\nbest {min(top, len(trials))} of {len(trials)} completed trials ({tuner.project_dir}):")
     print(format_table(summaries))
+    if compare_default:
+        print(f"the best trial's validation loss is {verdict} the recipe's default configuration's")
     best_path = os.path.join(tuner.project_dir, "best_model.keras")
     tuner.get_best_models(1)[0].save(best_path)
     plot_path = plot_learning_rates(trials, os.path.join(tuner.project_dir, "val_loss_vs_learning_rate.png"))
@@ -237,6 +265,8 @@ def main(argv=None):
     parser.add_argument("--reject-oversized", dest="reject_oversized", action="store_true",
                         help="fail trials whose model has more parameters than training examples")  # fmt: skip
     parser.add_argument("--top", type=recipe_tools.positive_int, default=5, help="trials in the final table")
+    parser.add_argument("--compare-default", dest="compare_default", action="store_true",
+                        help="also train the recipe's default configuration the same way and show it in the table")  # fmt: skip
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
     args = parser.parse_args(argv)
     with recipe_tools.usage_errors(parser):
@@ -255,7 +285,7 @@ def main(argv=None):
     tuner.search()
     if role() == "worker":
         return None
-    return report(tuner, args.top)
+    return report(tuner, args.top, args.compare_default)
 
 
 if __name__ == "__main__":
