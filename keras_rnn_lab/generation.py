@@ -61,16 +61,27 @@ class TextGenerator:
             raise ValueError(f"Argument `samples` must be a positive int; received {samples!r}.")
         if length == 0:
             return [prime] * samples
-        prime_ids = self.lookup(tf.constant([list(prime)] * samples))  # unknown characters -> 0 (OOV)
+        texts = self.generate(prime, length, temperature, top_k or vocabulary_size, seed, samples)
+        return [text.decode("utf-8") for text in texts.numpy()]
+
+    def generate(self, prime, length, temperature, top_k, seed, samples=1):
+        """The same as calling the generator, as TensorFlow ops (no argument
+        checks beyond a non-empty prime): a tf.string tensor (samples,) of
+        `prime` followed by `length` sampled characters.  Traceable, so an
+        exported serving function runs the whole loop inside the graph."""
+        prime = tf.convert_to_tensor(prime, tf.string)
+        characters = tf.strings.unicode_split(prime, "UTF-8")  # (prime length,), code points as Python's list(str)
+        tf.debugging.assert_positive(tf.size(characters), message="Argument `prime` must be a non-empty string.")
+        prime_ids = self.lookup(tf.tile(characters[tf.newaxis, :], [samples, 1]))  # unknown characters -> 0 (OOV)
         ids = self._loop(
             prime_ids,
-            tf.constant(length),
-            tf.constant(temperature, tf.float32),
-            tf.constant(top_k or vocabulary_size),
-            tf.constant(seed, tf.int32),
+            tf.cast(length, tf.int32),
+            tf.cast(temperature, tf.float32),
+            tf.cast(top_k, tf.int32),
+            tf.cast(seed, tf.int32),
         )
-        texts = tf.strings.reduce_join(tf.gather(self.vocabulary, ids), axis=-1).numpy()
-        return [prime + text.decode("utf-8") for text in texts]
+        generated = tf.strings.reduce_join(tf.gather(self.vocabulary, ids), axis=-1)  # (samples,)
+        return prime + generated
 
     def _sample_loop(self, prime_ids, length, temperature, top_k, seed):
         """(samples, length) sampled ids: the prime is stepped through first."""
