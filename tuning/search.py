@@ -98,28 +98,46 @@ def preflight(hypermodel):
     hypermodel.build(keras_tuner.HyperParameters())
 
 
+class _DefaultFirst:
+    """Mixed into an oracle: its first trial is the recipe's own configuration
+    (every hyperparameter at its default), so a search starts where the recipe
+    is and its best trial is never worse than that."""
+
+    def populate_space(self, trial_id):
+        if not self.trials:
+            return {"status": "RUNNING", "values": {hp.name: hp.default for hp in self.hyperparameters.space}}
+        return super().populate_space(trial_id)
+
+
+ORACLES = {
+    "random": keras_tuner.oracles.RandomSearchOracle,
+    "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
+}
+
+
 def make_tuner(name, hypermodel, directory, project_name, max_trials=None, max_epochs=None, seed=0):
     """The keras-tuner tuner `name` over `hypermodel`, minimising val_loss,
-    reloading DIRECTORY/PROJECT_NAME if a search already wrote there."""
+    reloading DIRECTORY/PROJECT_NAME if a search already wrote there.
+
+    Random and Bayesian searches try the recipe's defaults first (trial 0);
+    Hyperband draws every configuration of its brackets at random.
+    """
     if name not in TUNERS:
         raise ValueError(f"Argument `tuner` must be one of {sorted(TUNERS)}; received {name!r}.")
-    base = TUNERS[name]
-    tuner_class = type(f"Recipe{base.__name__}", (_RecipeTuner, base), {})
-    kwargs = dict(
+    common = dict(objective="val_loss", seed=seed, max_consecutive_failed_trials=MAX_CONSECUTIVE_FAILED_TRIALS)
+    files = dict(
         hypermodel=hypermodel,
-        objective="val_loss",
         directory=directory,
         project_name=project_name,
         overwrite=False,  # resume: an existing project is reloaded, its finished trials kept
-        seed=seed,
-        max_consecutive_failed_trials=MAX_CONSECUTIVE_FAILED_TRIALS,
     )
     if name == "hyperband":
-        kwargs["max_epochs"] = max_epochs or hypermodel.base_config.epochs
-    else:
-        recipe_tools.check_positive_int("max_trials", max_trials)
-        kwargs["max_trials"] = max_trials
-    return tuner_class(**kwargs)
+        tuner_class = type("RecipeHyperband", (_RecipeTuner, keras_tuner.Hyperband), {})
+        return tuner_class(max_epochs=max_epochs or hypermodel.base_config.epochs, **common, **files)
+    recipe_tools.check_positive_int("max_trials", max_trials)
+    oracle_class = type(f"DefaultFirst{ORACLES[name].__name__}", (_DefaultFirst, ORACLES[name]), {})
+    tuner_class = type("RecipeTuner", (_RecipeTuner, keras_tuner.Tuner), {})
+    return tuner_class(oracle=oracle_class(max_trials=max_trials, **common), **files)
 
 
 @dataclasses.dataclass
@@ -157,16 +175,20 @@ def summarize(tuner, trial):
                         at_best_step("val_accuracy"))  # fmt: skip
 
 
-def train_default(hypermodel):
-    """The recipe's own configuration trained as a trial would be: the row the
-    search has to beat."""
-    hp = keras_tuner.HyperParameters()
-    model = hypermodel.build(hp)
-    history = hypermodel.fit(hp, model).history
-    best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
-    used = capacity.check_capacity(model, hypermodel.count_examples(), hypermodel.example_unit, action="ignore")
-    val_accuracy = history["val_accuracy"][best] if "val_accuracy" in history else None
-    return TrialSummary("default", history["val_loss"][best], history["loss"][best], best + 1, used, dict(hp.values), val_accuracy)
+def _is_default(tuner, trial):
+    """Whether `trial` ran the recipe's defaults (every hyperparameter at its default)."""
+    space = tuner.oracle.hyperparameters.space
+    return all(trial.hyperparameters.values.get(hp.name) == hp.default for hp in space)
+
+
+def verdict(best, default):
+    """One line: did the search beat the recipe's own configuration?"""
+    if best.trial_id == default.trial_id:
+        return f"no trial beat the recipe's defaults (trial {default.trial_id}, val_loss {default.val_loss:.4f})"
+    return (
+        f"trial {best.trial_id} beat the recipe's defaults (trial {default.trial_id}): "
+        f"val_loss {best.val_loss:.4f} against {default.val_loss:.4f}"
+    )
 
 
 def progress_line(trial):
@@ -189,16 +211,18 @@ def completed_trials(tuner):
     return sorted((t for t in trials if math.isfinite(t.score)), key=lambda t: t.score)
 
 
-def format_table(summaries):
-    """The best trials, one row each, then their hyperparameters."""
+def format_table(summaries, default_id=None):
+    """The best trials, one row each with their hyperparameters; the recipe's
+    defaults (trial `default_id`) are marked with a *."""
     header = (f"{'trial':>7} {'val_loss':>9} {'val_acc':>8} {'loss':>8} {'gap':>8} {'best epoch':>10} "
               f"{'params/example':>14}  hyperparameters")  # fmt: skip
     lines = [header, "-" * len(header)]
     for s in summaries:
         values = ", ".join(f"{k}={_format_value(v)}" for k, v in s.values.items() if not k.startswith("tuner/"))
         accuracy = "" if s.val_accuracy is None else f"{s.val_accuracy:.4f}"
+        trial_id = f"{s.trial_id}*" if s.trial_id == default_id else s.trial_id
         lines.append(
-            f"{s.trial_id:>7} {s.val_loss:>9.4f} {accuracy:>8} {s.loss:>8.4f} {s.gap:>+8.4f} {s.best_epoch:>10} "
+            f"{trial_id:>7} {s.val_loss:>9.4f} {accuracy:>8} {s.loss:>8.4f} {s.gap:>+8.4f} {s.best_epoch:>10} "
             f"{s.capacity.ratio:>14.3g}  {values}"
         )
     return "\n".join(lines)
@@ -225,23 +249,24 @@ def plot_learning_rates(trials, path):
     return path
 
 
-def report(tuner, top=5, compare_default=False):
-    """Print the best trials (and with `compare_default` the recipe's own
-    configuration, trained the same way), save the best model and the
+def report(tuner, top=5):
+    """Print the best trials and how the best compares with trial 0 (the
+    recipe's defaults, when the tuner tried them), save the best model and the
     learning-rate plot."""
     trials = completed_trials(tuner)
     if not trials:
         print("no trial completed; nothing to report")
         return None
     summaries = [summarize(tuner, t) for t in trials[:top]]
-    if compare_default:
-        default = train_default(tuner.hypermodel)
-        verdict = "at least as good as" if summaries[0].val_loss <= default.val_loss else "worse than"
-        summaries.append(default)
+    default = next((t for t in trials if _is_default(tuner, t)), None)
+    if default is not None and default not in trials[:top]:
+        summaries.append(summarize(tuner, default))
     print(f"\nbest {min(top, len(trials))} of {len(trials)} completed trials ({tuner.project_dir}):")
-    print(format_table(summaries))
-    if compare_default:
-        print(f"the best trial's validation loss is {verdict} the recipe's default configuration's")
+    print(format_table(summaries, default.trial_id if default is not None else None))
+    if default is not None:
+        print("* the recipe's defaults")
+    if default is not None:
+        print(verdict(summaries[0], summarize(tuner, default)))
     best_path = os.path.join(tuner.project_dir, "best_model.keras")
     tuner.get_best_models(1)[0].save(best_path)
     plot_path = plot_learning_rates(trials, os.path.join(tuner.project_dir, "val_loss_vs_learning_rate.png"))
@@ -265,8 +290,6 @@ def main(argv=None):
     parser.add_argument("--reject-oversized", dest="reject_oversized", action="store_true",
                         help="fail trials whose model has more parameters than training examples")  # fmt: skip
     parser.add_argument("--top", type=recipe_tools.positive_int, default=5, help="trials in the final table")
-    parser.add_argument("--compare-default", dest="compare_default", action="store_true",
-                        help="also train the recipe's default configuration the same way and show it in the table")  # fmt: skip
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
     args = parser.parse_args(argv)
     with recipe_tools.usage_errors(parser):
@@ -285,7 +308,7 @@ def main(argv=None):
     tuner.search()
     if role() == "worker":
         return None
-    return report(tuner, args.top, args.compare_default)
+    return report(tuner, args.top)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,24 @@ PENALTIES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3)
 
 
 def learning_rate(hp, default, low=1e-4, high=3e-2):
-    """Adam's learning rate, log-uniform in [low, high]."""
+    """Adam's learning rate, log-uniform in [low, high] (widened to hold `default`)."""
+    low, high = min(low, default), max(high, default)
     return {"learning_rate": hp.Float("learning_rate", low, high, sampling="log", default=default)}
+
+
+def _with_default(choices, default):
+    """The choices in order, with the recipe's (or preset's) own value among them."""
+    return sorted(set(choices) | {default})
 
 
 def recurrent_size(hp, units, default_units, layers=None, default_layers=1, cells=None, default_cell="lstm"):
     """Units per recurrent layer from `units`, optionally the number of stacked
     layers (1..`layers`) and the cell type from `cells`."""
-    overrides = {"units": hp.Choice("units", list(units), default=default_units)}
+    overrides = {"units": hp.Choice("units", _with_default(units, default_units), default=default_units)}
     if layers is not None:
-        overrides["layers"] = hp.Int("layers", 1, layers, default=default_layers)
+        overrides["layers"] = hp.Int("layers", 1, max(layers, default_layers), default=default_layers)
     if cells is not None:
-        overrides["cell"] = hp.Choice("cell", list(cells), default=default_cell)
+        overrides["cell"] = hp.Choice("cell", _with_default(cells, default_cell), default=default_cell)
     return overrides
 
 
@@ -43,6 +49,7 @@ def penalties(hp):
 
 def dropouts(hp, default=0.0, default_recurrent=0.0, high=0.5):
     """Dropout on the recurrent layers' inputs and on h_{t-1}, in steps of 0.1."""
+    high = max(high, default, default_recurrent)
     return {
         "dropout": hp.Float("dropout", 0.0, high, step=0.1, default=default),
         "recurrent_dropout": hp.Float("recurrent_dropout", 0.0, high, step=0.1, default=default_recurrent),
@@ -51,4 +58,4 @@ def dropouts(hp, default=0.0, default_recurrent=0.0, high=0.5):
 
 def batch_size(hp, choices, default):
     """The batch size, used by the hypermodel's `fit` (not a Config of the model)."""
-    return {"batch_size": hp.Choice("batch_size", list(choices), default=default)}
+    return {"batch_size": hp.Choice("batch_size", _with_default(choices, default), default=default)}
