@@ -45,17 +45,35 @@ class Endpoint:
     input_signature: list
 
 
-def array_endpoint(model, output="predictions", postprocess=None):
+def array_endpoint(model, output="predictions", postprocess=None, input_names=None):
     """The endpoint of a model whose inputs are arrays: the model's own input
-    specs in (batch dimension free), {output: model(inputs)} out, optionally
-    through `postprocess(outputs) -> dict` (e.g. logits -> labels)."""
-    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_input_name(tensor)) for tensor in model.inputs]
+    specs in (batch dimension free; named `input_names`, else as the model's
+    inputs), {output: model(inputs)} out, optionally through
+    `postprocess(outputs) -> dict` (e.g. logits -> labels)."""
+    names = input_names or [_input_name(tensor) for tensor in model.inputs]
+    if len(names) != len(model.inputs):
+        raise ValueError(f"Argument `input_names` must name the model's {len(model.inputs)} inputs; received {names!r}.")
+    specs = [
+        tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=name) for tensor, name in zip(model.inputs, names)
+    ]
 
     def serve(*inputs):
         outputs = model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
         return postprocess(outputs) if postprocess is not None else {output: outputs}
 
     return Endpoint(serve, specs)
+
+
+def classifier_outputs(class_names):
+    """`postprocess` for a model of logits (..., classes): softmax
+    probabilities, the label id (argmax, int32) and the label's name."""
+    names = tf.constant([str(name) for name in class_names])
+
+    def outputs(logits):
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {"probabilities": tf.nn.softmax(logits), "label_id": label_id, "label": tf.gather(names, label_id)}
+
+    return outputs
 
 
 def _input_name(tensor):

@@ -56,6 +56,7 @@ are luck, not a measurement; the output says so.
 import argparse
 import dataclasses
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,16 +64,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab import series_data  # noqa: E402
+from keras_rnn_lab import export, series_data  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
+    check_clip,
     check_positive_int,
+    check_rate,
     common_overrides,
     config_from_preset,
+    make_optimizer,
     recurrent_layer,
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
 
 # Inference keeps no activations, so large batches are cheap.
 EVALUATION_BATCH_SIZE = 512
@@ -127,6 +132,14 @@ class Config:
     patience: int = 5  # epochs without validation progress before stopping (best weights kept)
     batch_size: int = 64
     learning_rate: float = 3e-3  # reached a lower validation loss than 1e-3, in fewer epochs
+    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipvalue: float = None
+    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
+    recurrent_dropout: float = 0.0  # on h_{t-1}
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -142,6 +155,11 @@ class Config:
         for name in ("window", "stride", "max_rows"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
+        for name in ("clipnorm", "clipvalue"):
+            check_clip(name, getattr(self, name))
+        for name in ("dropout", "recurrent_dropout"):
+            check_rate(name, getattr(self, name))
+        check_penalties(self)
         defaults = DATASETS[self.dataset]
         for name in ("window", "stride", "anchor", "train_fraction", "validation_fraction"):
             if getattr(self, name) is None:
@@ -269,14 +287,22 @@ def build_model(config):
     # met in training (winter, a 2009 price) looks like any other to it.
     changes = inputs[..., 2:]  # (batch, time, features - 2)
     hidden = recurrent_layer(
-        config.cell, config.units, builtin=config.builtin, return_sequences=True, name="recurrent"
+        config.cell,
+        config.units,
+        builtin=config.builtin,
+        return_sequences=True,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        seed=config.seed,
+        name="recurrent",
+        **weight_penalties(config),
     )(changes)  # (batch, time, units)
     correction = keras.layers.Dense(1, name="correction")(hidden)  # (batch, time, 1)
     # It learns what to add to the anchor, a baseline forecast, not the value
     # from scratch: untrained, it starts as good as that baseline.
     outputs = keras.layers.Add(name="next_value")([inputs[..., 1:2], correction])  # (batch, time, 1)
     model = keras.Model(inputs, outputs, name=f"forecast_{config.cell}")
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", metrics=["mae"])
+    model.compile(optimizer=make_optimizer(config), loss="mse", metrics=["mae"])
     return model
 
 
@@ -377,8 +403,20 @@ def format_report(result):
     return "\n".join(lines)
 
 
+def serving_endpoints(model):
+    """SavedModel signatures (`keras_rnn_lab.export`).  "forecast": features
+    (batch, time, features) as `prepare` makes them (standardized; column 1 the
+    anchor) -> next_value (batch, time, 1), standardized like the inputs: the
+    scaler's mean and std (printed by training) turn it back into the series' units."""
+    return {"forecast": export.array_endpoint(model, output="next_value", input_names=["features"])}
+
+
 def main(argv=None):
-    """Train once and print the test table; returns the TrainResult."""
+    """Train once and print the test table; returns the TrainResult.
+    `export --model M.keras --out DIR` exports a trained model instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.forecast", keras.saving.load_model, serving_endpoints)
     parser = argparse.ArgumentParser(
         prog="python -m recipes.forecast", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -50,6 +50,7 @@ import csv
 import dataclasses
 import io
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -59,7 +60,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (tf.data input pipelines)
 import tensorflow_datasets as tfds  # noqa: E402
 
-from keras_rnn_lab import recipe_tools, regularization, text_data  # noqa: E402
+from keras_rnn_lab import export, recipe_tools, regularization, text_data  # noqa: E402
 
 SHIPPED_FILE = "rotten_tomatoes_full.csv.bz2"
 # The shipped file's categories: the two review labels, and plot summaries to drop.
@@ -93,6 +94,8 @@ class Config:
     epochs: int = 10  # upper bound: early stopping ends the LSTM after ~4, the average after ~8
     learning_rate: float = 1e-3  # Adam; at 2e-3 the LSTM overfits within its first epoch
     patience: int = 2  # epochs without a better validation loss before stopping (best weights kept)
+    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipvalue: float = None
     split_fractions: tuple = (0.8, 0.1, 0.1)  # train, validation, test; per class
     csv_path: str = None  # a CSV of your own, else tfds_name, else the shipped snippets
     text_column: str = "text"
@@ -110,6 +113,8 @@ class Config:
             recipe_tools.check_positive_int("max_examples", self.max_examples)
         for name in ("embedding_dropout", "dropout", "recurrent_dropout", "output_dropout"):
             recipe_tools.check_rate(name, getattr(self, name))
+        for name in ("clipnorm", "clipvalue"):
+            recipe_tools.check_clip(name, getattr(self, name))
         regularization.check_penalties(self)
         self.split_fractions = check_fractions("split_fractions", self.split_fractions, count=len(SPLITS))
         if self.csv_path is not None and self.tfds_name is not None:
@@ -367,7 +372,7 @@ def build_model(config, vocabulary, baseline=False):
     )
     classifier = _average_classifier(config, len(vocabulary)) if baseline else _recurrent_classifier(config, len(vocabulary))
     model = keras.Model(strings, classifier(vectorizer(strings)), name=classifier.name.replace("classifier", "sentiment"))
-    return recipe_tools.compile_for_classes(model, config.learning_rate)
+    return recipe_tools.compile_for_classes(model, recipe_tools.make_optimizer(config))
 
 
 def _embedded_ids(config, vocabulary_size):
@@ -531,8 +536,21 @@ def format_report(result):
 
 
 # --- command line --------------------------------------------------------------
+def serving_endpoints(model, class_names=CLASS_NAMES):
+    """SavedModel signatures (`keras_rnn_lab.export`).  "classify": text
+    (batch,) raw strings -> probabilities (batch, 2), label_id and label (one
+    of `class_names`); the vectorizer and its vocabulary are inside the graph."""
+    text = tf.TensorSpec((None,), tf.string, name="text")
+    postprocess = export.classifier_outputs(class_names)
+    return {"classify": export.Endpoint(lambda text: postprocess(model(text, training=False)), [text])}
+
+
 def main(argv=None):
-    """Train both models, print their test results; returns the TrainResult."""
+    """Train both models, print their test results; returns the TrainResult.
+    `export --model M.keras --out DIR` exports a trained model instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.sentiment", keras.saving.load_model, serving_endpoints)
     parser = argparse.ArgumentParser(prog="python -m recipes.sentiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     recipe_tools.add_common_arguments(parser, PRESETS)

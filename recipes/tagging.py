@@ -42,6 +42,7 @@ depends mostly on that day's own measurements.
 import argparse
 import dataclasses
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -49,17 +50,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab import series_data  # noqa: E402
+from keras_rnn_lab import export, series_data  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
+    check_clip,
     check_positive_int,
+    check_rate,
     common_overrides,
     compile_for_classes,
     config_from_preset,
+    make_optimizer,
     recurrent_layer,
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
 FEATURES = ("log1p_precipitation", "temp_max", "temp_min", "wind", "sin_day", "cos_day")
@@ -82,11 +87,24 @@ class Config:
     patience: int = 6  # epochs without validation progress before stopping (best weights kept)
     batch_size: int = 32
     learning_rate: float = 3e-3
+    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipvalue: float = None
+    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
+    recurrent_dropout: float = 0.0  # on h_{t-1}
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
         for name in ("units", "window", "stride", "epochs", "patience", "batch_size"):
             check_positive_int(name, getattr(self, name))
+        for name in ("clipnorm", "clipvalue"):
+            check_clip(name, getattr(self, name))
+        for name in ("dropout", "recurrent_dropout"):
+            check_rate(name, getattr(self, name))
+        check_penalties(self)
         if self.max_rows is not None:
             check_positive_int("max_rows", self.max_rows)
 
@@ -174,7 +192,17 @@ def training_windows(data, period, window, stride):
 
 def build_model(config):
     """(batch, days, features) -> logits (batch, days, classes), compiled."""
-    layer = recurrent_layer(config.cell, config.units, builtin=config.builtin, return_sequences=True, name="recurrent")
+    layer = recurrent_layer(
+        config.cell,
+        config.units,
+        builtin=config.builtin,
+        return_sequences=True,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        seed=config.seed,
+        name="recurrent",
+        **weight_penalties(config),
+    )
     if config.bidirectional:
         layer = keras.layers.Bidirectional(layer, name="bidirectional")  # concatenates both directions
     model = keras.Sequential(
@@ -185,7 +213,7 @@ def build_model(config):
         ],
         name=f"tagging_{'bi' if config.bidirectional else ''}{config.cell}",
     )
-    return compile_for_classes(model, config.learning_rate)
+    return compile_for_classes(model, make_optimizer(config))
 
 
 def per_class_f1(labels, predicted, num_classes):
@@ -280,8 +308,20 @@ def format_report(result):
     return "\n".join(lines)
 
 
+def serving_endpoints(model):
+    """SavedModel signatures (`keras_rnn_lab.export`).  "tag": measurements
+    (batch, days, FEATURES) standardized as `prepare` makes them ->
+    probabilities (batch, days, CLASSES), label_id and label for every day."""
+    postprocess = export.classifier_outputs(CLASSES)
+    return {"tag": export.array_endpoint(model, postprocess=postprocess, input_names=["measurements"])}
+
+
 def main(argv=None):
-    """Train once and print the accuracy and F1 tables; returns the TrainResult."""
+    """Train once and print the accuracy and F1 tables; returns the TrainResult.
+    `export --model M.keras --out DIR` exports a trained model instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.tagging", keras.saving.load_model, serving_endpoints)
     parser = argparse.ArgumentParser(
         prog="python -m recipes.tagging", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -53,6 +53,7 @@ import argparse
 import dataclasses
 import functools
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -61,16 +62,21 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
+from keras_rnn_lab import export  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
+    check_clip,
     check_positive_int,
+    check_rate,
     common_overrides,
     compile_for_classes,
     config_from_preset,
+    make_optimizer,
     recurrent_layer,
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
 DIGIT_CLASSES = 10
@@ -106,6 +112,14 @@ class Config:
     batch_size: int = 64
     learning_rate: float = 3e-3  # Adam
     patience: int = 4  # epochs without a better val_loss before stopping (best weights kept); the rate drops after 2
+    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipvalue: float = None
+    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
+    recurrent_dropout: float = 0.0  # on h_{t-1}
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     seed: int = 0  # source-image split, clips, weights and shuffling
 
     def __post_init__(self):
@@ -124,6 +138,11 @@ class Config:
             raise TypeError(f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}.")
         if not rate > 0:
             raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
+        for name in ("clipnorm", "clipvalue"):
+            check_clip(name, getattr(self, name))
+        for name in ("dropout", "recurrent_dropout"):
+            check_rate(name, getattr(self, name))
+        check_penalties(self)
 
     @property
     def num_classes(self):
@@ -352,10 +371,20 @@ def build_model(config):
     )
     frames = keras.Input((config.frames, config.canvas_size, config.canvas_size, 1), name="frames")  # (batch, frames, H, W, 1)
     x = keras.layers.TimeDistributed(frame_encoder, name="per_frame_cnn")(frames)  # (batch, frames, frame_features)
-    x = recurrent_layer(config.cell, config.units, builtin=config.builtin, return_sequences=True, name="recurrent")(x)
+    x = recurrent_layer(
+        config.cell,
+        config.units,
+        builtin=config.builtin,
+        return_sequences=True,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        seed=config.seed,
+        name="recurrent",
+        **weight_penalties(config),
+    )(x)
     logits = keras.layers.Dense(config.num_classes, name="logits")(x)  # (batch, frames, classes)
     model = keras.Model(frames, logits, name=f"video_frames_{config.target}_{config.cell}")
-    return compile_for_classes(model, config.learning_rate)
+    return compile_for_classes(model, make_optimizer(config))
 
 
 def train(config, verbose=0):
@@ -421,8 +450,23 @@ def format_report(result):
     return "\n".join(lines)
 
 
+def serving_endpoints(model):
+    """SavedModel signatures (`keras_rnn_lab.export`).  "label_frames": frames
+    (batch, frames, canvas, canvas, 1) with pixel values in [0, 1] ->
+    probabilities, label_id and label for every frame (the digit "0"-"9",
+    or with the motion target the direction, e.g. "up-left")."""
+    classes = int(model.outputs[0].shape[-1])
+    names = [str(digit) for digit in range(DIGIT_CLASSES)] if classes == DIGIT_CLASSES else MOTION_NAMES
+    postprocess = export.classifier_outputs(names)
+    return {"label_frames": export.array_endpoint(model, postprocess=postprocess, input_names=["frames"])}
+
+
 def main(argv=None):
-    """Train once and print the report; returns the TrainResult."""
+    """Train once and print the report; returns the TrainResult.
+    `export --model M.keras --out DIR` exports a trained model instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.video_frames", keras.saving.load_model, serving_endpoints)
     parser = argparse.ArgumentParser(prog="python -m recipes.video_frames", description=__doc__.split("\n", 1)[0])
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--target", choices=TARGETS, help="label each frame with its digit or its motion")
