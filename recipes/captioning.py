@@ -128,6 +128,7 @@ import csv
 import dataclasses
 import os
 import re
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,7 +137,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (decoding runs in TensorFlow loops; image files via tf.io)
 
-from keras_rnn_lab import shapes_world  # noqa: E402
+from keras_rnn_lab import export, shapes_world  # noqa: E402
 from keras_rnn_lab.bleu import corpus_bleu  # noqa: E402
 from keras_rnn_lab.decoding import beam_search, greedy_decode  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
@@ -956,8 +957,48 @@ def held_out_naming(references, predictions, pairs):
     return {pair: tuple(entry) for pair, entry in results.items()}
 
 
+SERVED_MAX_WORDS = 16  # the longest caption a served model writes (shapes-world captions have at most 11 words)
+
+
+def serving_endpoints(model, vocabulary=None, beam_width=3, max_length=SERVED_MAX_WORDS):
+    """SavedModel signatures (`keras_rnn_lab.export`): "caption" (greedy) and
+    "caption_beam" (`beam_width` beams), each image (batch, H, W, 3) uint8 ->
+    caption (batch,) strings.  `vocabulary`: the training run's `Vocabulary`
+    (default: the shapes world's, which a model trained on it must match)."""
+    vocabulary = vocabulary or Vocabulary.shapes()
+    outputs = int(model.get_layer("logits").output.shape[-1])
+    if outputs != len(vocabulary):
+        raise ValueError(
+            f"Argument `vocabulary` has {len(vocabulary)} words but the model writes {outputs}: a model trained on "
+            "your own captions needs that run's Vocabulary (the .keras file does not hold it)."
+        )
+    captioner = Captioner(model)
+    words = tf.constant(vocabulary.words)
+    image = model.get_layer("image").output
+
+    def caption_with(width):
+        def caption(image):
+            states, constants = captioner.encode(image)
+            if width == 1:
+                tokens, lengths = greedy_decode(captioner.step, states, START, END, max_length, constants=constants)
+            else:
+                tokens, lengths, _ = beam_search(captioner.step, states, START, END, max_length, width, constants=constants)
+            positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
+            keep = (positions < lengths[:, tf.newaxis]) & (tokens != END) & (tokens != PAD)
+            text = tf.ragged.boolean_mask(tf.gather(words, tokens), keep)
+            return {"caption": tf.strings.reduce_join(text, axis=-1, separator=" ")}
+
+        return export.Endpoint(caption, [tf.TensorSpec((None, *image.shape[1:]), image.dtype, name="image")])
+
+    return {"caption": caption_with(1), "caption_beam": caption_with(beam_width)}
+
+
 def main(argv=None):
-    """Train once, print the scores and write the grid; returns the TrainResult."""
+    """Train once, print the scores and write the grid; returns the TrainResult.
+    `export --model M.keras --out DIR` exports a trained model instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.captioning", keras.saving.load_model, serving_endpoints)
     parser = argparse.ArgumentParser(
         prog="python -m recipes.captioning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -71,7 +71,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_rnn_lab import decoding  # noqa: E402
+from keras_rnn_lab import decoding, export  # noqa: E402
 from keras_rnn_lab.bleu import corpus_bleu  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
@@ -494,8 +494,13 @@ class Translator:
     def translate_ids(self, sources, beam_width=1, max_length=None, length_penalty=0.0):
         """token lists -> (tokens (batch, max_length) ids, lengths): one compiled search."""
         max_length = max_length or self.max_length or 2 * max(map(len, sources)) + 2
-        source_ids = self.source_lookup(tf.constant(padded(sources).astype(str)))
-        states, constants = self._encode(source_ids)
+        source_words = tf.constant(padded(sources).astype(str))
+        return self.search(source_words, beam_width, max_length, length_penalty)
+
+    def search(self, source_words, beam_width, max_length, length_penalty=0.0):
+        """(batch, time) source words, "" as padding -> (tokens, lengths) of the
+        greedy (beam_width 1) or beam search; TensorFlow ops, so an export traces it."""
+        states, constants = self._encode(self.source_lookup(source_words))
         if beam_width == 1:
             return decoding.greedy_decode(self.step, states, self.start, self.end, max_length, constants)
         tokens, lengths, _ = decoding.beam_search(
@@ -607,6 +612,40 @@ def format_report(result, examples=5):
     return "\n".join(lines)
 
 
+# --- export ------------------------------------------------------------------------------------
+SERVED_MAX_LENGTH = 64  # the longest translation a served model writes, in words
+
+
+def graph_tokens(text):
+    """`tokenize` inside the graph: (batch,) strings -> (batch, words) padded with "".
+    Lower-cased, each punctuation mark its own word (RE2's Unicode classes
+    stand for Python's \\w)."""
+    lowered = tf.strings.lower(text, encoding="utf-8")
+    spaced = tf.strings.regex_replace(lowered, r"([^\pL\pN_\s'’-])", r" \1 ")
+    return tf.strings.split(spaced).to_tensor(default_value="")
+
+
+def serving_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
+    """SavedModel signatures (`keras_rnn_lab.export`): "translate" (greedy) and
+    "translate_beam" (`beam_width` beams), each text (batch,) raw source
+    sentences -> translation (batch,) strings, words joined by spaces.
+    Tokenizing, both lookups and the whole search run inside the graph."""
+    translator = Translator(model, max_length=max_length)
+    vocabulary = tf.constant(translator.target_vocabulary)
+
+    def translate_with(width):
+        def translate(text):
+            tokens, lengths = translator.search(graph_tokens(text), width, max_length)  # (batch, max_length)
+            positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
+            keep = (positions < lengths[:, tf.newaxis]) & (tokens != translator.end)
+            words = tf.ragged.boolean_mask(tf.gather(vocabulary, tokens), keep)
+            return {"translation": tf.strings.reduce_join(words, axis=-1, separator=" ")}
+
+        return export.Endpoint(translate, [tf.TensorSpec((None,), tf.string, name="text")])
+
+    return {"translate": translate_with(1), "translate_beam": translate_with(beam_width)}
+
+
 def _translate_command(argv):
     parser = argparse.ArgumentParser(prog="python -m recipes.translation translate",
                                      description="Translate sentences with a saved model.")  # fmt: skip
@@ -630,6 +669,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["translate"]:
         return _translate_command(argv[1:])
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.translation", keras.saving.load_model, serving_endpoints)
     parser = argparse.ArgumentParser(
         prog="python -m recipes.translation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -15,7 +15,8 @@ import pytest
 
 from keras_rnn_lab import export
 from keras_rnn_lab.recipe_tools import config_from_preset
-from recipes import forecast, parity, sentiment, tagging, video_frames
+from keras_rnn_lab import shapes_world
+from recipes import captioning, forecast, parity, sentiment, tagging, translation, video_frames
 from tests.serving import Job, serve_many
 
 RNG = np.random.default_rng(0)
@@ -58,13 +59,30 @@ def video_case():
     return model, "label_frames", {"frames": frames}
 
 
+SENTENCES = ["one hundred and twenty-one", "seven", "Three thousand, four!", "nine hundred ninety-nine"]
+
+
+def translation_case():
+    config = tiny(translation)
+    model = translation.build_model(config, translation.load_data(config))
+    return model, "translate", {"text": np.array(SENTENCES)}
+
+
+def captioning_case():
+    model = captioning.build_model(tiny(captioning))
+    return model, "caption", {"image": shapes_world.generate_scenes(3, seed=5).images}
+
+
 CASES = {
     "parity": (parity, parity_case),
     "sentiment": (sentiment, sentiment_case),
     "forecast": (forecast, forecast_case),
     "tagging": (tagging, tagging_case),
     "video_frames": (video_frames, video_case),
+    "translation": (translation, translation_case),
+    "captioning": (captioning, captioning_case),
 }
+TEXT_OUTPUTS = ("translation", "captioning")  # compared string for string below
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +96,17 @@ def exports(tmp_path_factory):
         model.save(root / f"{name}.keras")
         path = recipe.main(["export", "--model", str(root / f"{name}.keras"), "--out", str(root / name)])
         built[name] = (model, signature, inputs, path)
-    served = serve_many([Job(path, signature, inputs) for _, signature, inputs, path in built.values()])
-    return {name: (*built[name], outputs[0]) for name, outputs in zip(built, served)}
+    jobs = [Job(path, signature, inputs) for _, signature, inputs, path in built.values()]
+    # The beam-search signatures too: the same inputs, another signature.
+    jobs += [Job(built[name][3], f"{built[name][1]}_beam", built[name][2]) for name in TEXT_OUTPUTS]
+    served = serve_many(jobs)
+    results = {name: (*built[name], outputs[0]) for name, outputs in zip(built, served)}
+    for name, outputs in zip(TEXT_OUTPUTS, served[len(built):]):
+        results[f"{name}_beam"] = (*built[name], outputs[0])
+    return results
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(set(CASES) - set(TEXT_OUTPUTS)))
 def test_the_served_export_gives_the_keras_models_outputs(exports, name):
     model, signature, inputs, path, served = exports[name]
     x = inputs[next(iter(inputs))]
@@ -125,3 +149,28 @@ def test_export_command_refuses_a_non_empty_directory(exports, tmp_path, capsys)
         parity.main(["export", "--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "new")])
     assert "no such file" in capsys.readouterr().err
     assert export.SAVED_MODEL_VERSION == 1 and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("beam_width, key", [(1, "translation"), (4, "translation_beam")])
+def test_served_translations_are_the_translators(exports, beam_width, key):
+    model, _, inputs, _, served = exports[key]
+    translator = translation.Translator(model)
+    expected = translator.translate_batch(
+        [translation.tokenize(text) for text in inputs["text"]], beam_width, max_length=translation.SERVED_MAX_LENGTH
+    )
+    assert list(served["translation"]) == [" ".join(words) for words in expected]
+
+
+def test_the_graph_tokenizer_is_the_recipes():
+    texts = ["Vingt-et-un, non!", "l’été de l'an 2000 (déjà)", "  Über   Straße?  ", "quatre-vingt-dix"]
+    tokens = translation.graph_tokens(np.array(texts)).numpy()
+    for text, row in zip(texts, tokens):
+        assert [t.decode() for t in row if t] == translation.tokenize(text)
+
+
+@pytest.mark.parametrize("beam_width, key", [(1, "captioning"), (3, "captioning_beam")])
+def test_served_captions_are_the_captioners(exports, beam_width, key):
+    model, _, inputs, _, served = exports[key]
+    tokens, _ = captioning.Captioner(model)(inputs["image"], captioning.SERVED_MAX_WORDS, beam_width=beam_width)
+    vocabulary = captioning.Vocabulary.shapes()
+    assert list(served["caption"]) == [vocabulary.decode(row) for row in tokens]
