@@ -154,6 +154,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
 
 PAD, START, END, UNK = 0, 1, 2, 3  # token ids; padding must be 0 (decoding pads with 0)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -200,6 +201,12 @@ class Config:
     learning_rate: float = 2e-3
     clipnorm: float = None  # gradient clipping (keras.optimizers.Adam's), off by default
     clipvalue: float = None
+    dropout: float = 0.0  # on the recurrent layers' inputs (searched by tuning/)
+    recurrent_dropout: float = 0.0  # on h_{t-1}
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     patience: int = 3  # epochs without a better val_loss before stopping (best weights kept)
     # Decoding and report.
     beam_width: int = 3
@@ -226,7 +233,9 @@ class Config:
                 f"Argument `image_size` must be divisible by 2 ** len(filters) = {2 ** len(self.filters)} (each "
                 f"convolution halves the image); received {self.image_size}."
             )
-        check_rate("word_dropout", self.word_dropout)
+        for name in ("word_dropout", "dropout", "recurrent_dropout"):
+            check_rate(name, getattr(self, name))
+        check_penalties(self)
         for name in ("learning_rate", "length_penalty", "two_object_fraction"):
             _check_number(name, getattr(self, name))
         if self.two_object_fraction > 1:
@@ -649,7 +658,17 @@ def build_model(config, vocabulary_size=None):
     embedded = keras.layers.Embedding(vocabulary_size, config.embedding_dim, name="embedding")(
         read
     )  # (batch, time, dim)
-    decoder = recurrent_layer(config.cell, config.units, builtin=config.builtin, return_sequences=True, name="decoder")
+    decoder = recurrent_layer(
+        config.cell,
+        config.units,
+        builtin=config.builtin,
+        return_sequences=True,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        seed=config.seed,
+        name="decoder",
+        **weight_penalties(config),
+    )
     hidden = decoder(embedded, initial_state=initial_state)  # (batch, time, units)
     if config.attention:
         side = config.image_size // 2 ** len(config.filters)

@@ -76,6 +76,7 @@ from keras_rnn_lab.bleu import corpus_bleu  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
     check_positive_int,
+    check_rate,
     common_overrides,
     config_from_preset,
     positive_int,
@@ -83,6 +84,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
 
 START, END, UNKNOWN = "[START]", "[END]", "[UNK]"  # the lookups' padding is "" (id 0)
 SPLITS = ("train", "validation", "test")
@@ -123,6 +125,12 @@ class Config:
     learning_rate: float = 3e-3
     clipnorm: float = None  # gradient clipping (--clipnorm): each weight's gradient to at most this L2 norm
     clipvalue: float = None  # gradient clipping (--clipvalue): every entry to [-v, v]
+    dropout: float = 0.0  # on the recurrent layers' inputs (searched by tuning/)
+    recurrent_dropout: float = 0.0  # on h_{t-1}
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     # Decoding.
     beam_width: int = 4
     length_penalty: float = 0.0  # 0: rank beams by log probability alone
@@ -158,6 +166,9 @@ class Config:
                 f"Pass `clipnorm` or `clipvalue`, not both (Keras optimizers take one); received "
                 f"clipnorm={self.clipnorm!r} and clipvalue={self.clipvalue!r}."
             )
+        for name in ("dropout", "recurrent_dropout"):
+            check_rate(name, getattr(self, name))
+        check_penalties(self)
         if not self.length_penalty >= 0:
             raise ValueError(f"Argument `length_penalty` must be >= 0; received {self.length_penalty!r}.")
 
@@ -387,8 +398,10 @@ def build_model(config, data):
     x = keras.layers.Embedding(source_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
                                name="source_embedding")(source_lookup(source))  # fmt: skip
     encoder_units = config.units // 2 if config.bidirectional else config.units
+    regularised = dict(dropout=config.dropout, recurrent_dropout=config.recurrent_dropout, seed=config.seed,
+                       **weight_penalties(config))  # fmt: skip
     encoder = recurrent_layer(config.cell, encoder_units, builtin=config.builtin, return_sequences=True,
-                              return_state=True, name="encoder")  # fmt: skip
+                              return_state=True, name="encoder", **regularised)  # fmt: skip
     if config.bidirectional:
         encoder = keras.layers.Bidirectional(encoder, name="bidirectional_encoder")
     encoded, *states = encoder(x)  # (batch, time, units), then the final states
@@ -397,7 +410,8 @@ def build_model(config, data):
         states = [keras.layers.Concatenate(name=f"encoder_state_{i}")([states[i], states[half + i]]) for i in range(half)]
     y = keras.layers.Embedding(target_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
                                name="target_embedding")(target_lookup(target_in))  # fmt: skip
-    decoder = recurrent_layer(config.cell, config.units, builtin=config.builtin, return_sequences=True, name="decoder")
+    decoder = recurrent_layer(config.cell, config.units, builtin=config.builtin, return_sequences=True,
+                              name="decoder", **regularised)  # fmt: skip
     h = decoder(y, initial_state=states)  # (batch, time, units); teacher forcing: y is the true previous word
     if config.attention:
         h = _attend(h, encoded, keys=keras.layers.Dense(config.units, use_bias=False, name="attention_keys")(encoded))
