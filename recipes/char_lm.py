@@ -11,11 +11,19 @@ lecture's loss) and reported as bits per character (mean cross-entropy / ln 2).
     python -m recipes.char_lm --preset hello          # learns "hello" in seconds
     python -m recipes.char_lm                         # the sonnets, minutes on 2 cores
     python -m recipes.char_lm --text my.txt --out my.keras
+    python -m recipes.char_lm --tbptt                 # truncated BPTT: state carried across windows
     python -m recipes.char_lm sample --model my.keras --prime "From fairest" --length 500 --temperature 0.8
 
 A callback prints samples as training goes: gibberish first, then words, then
 line structure, as on the lecture's "at first ... train more" slide.  Expect
 about 2.3-2.4 bits per character on the sonnets' last 10% after the default run.
+
+With `--tbptt` the text is cut into `batch_size` streams read window after
+window by a stateful copy of the model: each window starts from the state the
+previous window of its stream ended in (context longer than one window), while
+each gradient stops at its window's start (truncated BPTT: memory and time per
+step stay those of one window).  States are reset at every epoch and before
+validation; the trained weights then go into the ordinary (stateless) model.
 """
 
 import argparse
@@ -24,9 +32,10 @@ import math
 import sys
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from keras_rnn_lab import recipe_tools, text_data
+from keras_rnn_lab import export, recipe_tools, regularization, text_data
 from keras_rnn_lab.generation import TextGenerator
 
 HELLO_TEXT = "hello " * 40
@@ -40,12 +49,20 @@ class Config:
     embedding_dim: int = 64
     dropout: float = 0.2  # on the recurrent layer's inputs; the sonnets overfit without it
     output_dropout: float = 0.3  # on its outputs, before the softmax layer
+    recurrent_dropout: float = 0.0  # on h_{t-1} (searched by tuning/)
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
     patience: int = 3  # epochs without validation progress before stopping (best weights kept)
     window: int = 100  # characters of context per training window
-    stride: int = 10  # windows overlap: 10x more windows from a small corpus
+    stride: int = 10  # windows overlap: 10x more windows from a small corpus (not with tbptt)
+    tbptt: bool = False  # truncated BPTT: consecutive windows, state carried, gradients cut at window starts
     batch_size: int = 64
     epochs: int = 30
     learning_rate: float = 3e-3
+    clipnorm: float = 5.0  # clipping against exploding gradients, as this recipe always did; None: off
+    clipvalue: float = None
     validation_fraction: float = 0.1  # the last 10% of the text, contiguous
     text: str = None  # literal training text (the hello preset); else the sources below
     text_path: str = None
@@ -94,19 +111,28 @@ def bits_per_character(targets, logits):
     return keras.ops.mean(per_step, axis=-1) / math.log(2.0)
 
 
-def build_model(config, vocabulary):
-    """characters (batch, time) strings -> logits (batch, time, vocabulary + OOV)."""
+def build_model(config, vocabulary, stateful=False):
+    """characters (batch, time) strings -> logits (batch, time, vocabulary + OOV).
+
+    stateful: the truncated-BPTT twin, fixed to (batch_size, window) inputs,
+    whose recurrent layer starts each batch from the state the last one ended in.
+    """
     lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token=None, name="char_lookup")
-    characters = keras.Input((None,), dtype="string", name="characters")
+    if stateful:
+        characters = keras.Input((config.window,), batch_size=config.batch_size, dtype="string", name="characters")
+    else:
+        characters = keras.Input((None,), dtype="string", name="characters")
     x = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, name="embedding")(lookup(characters))
     x = recipe_tools.recurrent_layer(
-        config.cell, config.units, builtin=config.builtin, return_sequences=True, dropout=config.dropout, seed=config.seed, name="recurrent"
+        config.cell, config.units, builtin=config.builtin, return_sequences=True, dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout, seed=config.seed, stateful=stateful, name="recurrent",
+        **regularization.weight_penalties(config),
     )(x)
     x = keras.layers.Dropout(config.output_dropout, seed=config.seed)(x)
     logits = keras.layers.Dense(lookup.vocabulary_size(), name="logits")(x)
     model = keras.Model(characters, logits, name=f"char_lm_{config.cell}")
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=5.0),  # clipping: exploding gradients
+        optimizer=recipe_tools.make_optimizer(config),  # Adam, clipped at config.clipnorm
         loss=summed_cross_entropy,
         metrics=[keras.metrics.MeanMetricWrapper(bits_per_character, name="bits_per_char")],
     )
@@ -126,19 +152,31 @@ class PrintSamples(keras.callbacks.Callback):
             print(f"\n--- sample after epoch {epoch + 1} ---\n{text}\n---", flush=True)
 
 
-def _ids_dataset(model, text, config, shuffle):
+def windows_dataset(model, text, config, shuffle):
+    """Batches of (window characters, next-character ids) of `text`, reshuffled
+    every epoch (seeded) when `shuffle`; the ids come from `model`'s own lookup."""
     lookup = model.get_layer("char_lookup")
     windows = text_data.char_windows(text, config.window, config.stride, config.batch_size, config.seed if shuffle else None)
     return windows.map(lambda chars, next_chars: (chars, lookup(next_chars)), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _stream_dataset(model, text, config):
+    """Consecutive windows for truncated BPTT, in order (see recipe_tools.stream_windows)."""
+    lookup = model.get_layer("char_lookup")
+    inputs, targets = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    return tf.data.Dataset.from_tensor_slices((inputs, targets)).map(lambda chars, next_chars: (chars, lookup(next_chars)))
 
 
 def train(config, out=None):
     """Train; returns (model, history).  Saves the best model to `out` (.keras) if given."""
     keras.utils.set_random_seed(config.seed)
     train_text, validation_text = load_data(config)
-    model = build_model(config, text_data.char_vocabulary(train_text + validation_text))
-    train_ds = _ids_dataset(model, train_text, config, shuffle=True)
-    validation_ds = _ids_dataset(model, validation_text, config, shuffle=False) if validation_text else None
+    vocabulary = text_data.char_vocabulary(train_text + validation_text)
+    model = build_model(config, vocabulary)
+    if config.tbptt:
+        return _train_truncated(config, model, vocabulary, train_text, validation_text, out)
+    train_ds = windows_dataset(model, train_text, config, shuffle=True)
+    validation_ds = windows_dataset(model, validation_text, config, shuffle=False) if validation_text else None
     monitor = "val_loss" if validation_ds is not None else "loss"
     callbacks = [
         PrintSamples(config.sample_prime, config.sample_every),
@@ -153,6 +191,37 @@ def train(config, out=None):
     )
     if out is not None:
         model = load(out)
+    return model, history
+
+
+def _train_truncated(config, model, vocabulary, train_text, validation_text, out):
+    """Truncated BPTT: fit a stateful twin on consecutive windows, then hand its
+    weights to the stateless `model` (for sampling and saving)."""
+    stateful = build_model(config, vocabulary, stateful=True)
+    train_ds = _stream_dataset(stateful, train_text, config)
+    validation_ds = None
+    if len(validation_text) > config.batch_size * config.window:
+        validation_ds = _stream_dataset(stateful, validation_text, config)
+    elif validation_text:
+        print(f"tbptt: the validation text ({len(validation_text)} characters) fills no window of every one of "
+              f"{config.batch_size} streams; monitoring the training loss instead.")  # fmt: skip
+    monitor = "val_loss" if validation_ds is not None else "loss"
+    callbacks = [
+        recipe_tools.ResetStates(),  # a fresh state each epoch and before validation
+        PrintSamples(config.sample_prime, config.sample_every),  # samples step the cell, stateful or not
+        *recipe_tools.stop_early(monitor, config.patience, reduce_lr_patience=1),
+    ]
+    # shuffle=False: the windows must arrive in order for the state to carry over.
+    history = stateful.fit(
+        train_ds, validation_data=validation_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=2
+    )
+    model.set_weights(stateful.get_weights())  # the best epoch's, restored by early stopping
+    # The optimizer's state too, so a saved model resumes training like a checkpointed one.
+    model.optimizer.build(model.trainable_variables)
+    for target, source in zip(model.optimizer.variables, stateful.optimizer.variables):
+        target.assign(source)
+    if out is not None:
+        model.save(out)
     return model, history
 
 
@@ -177,18 +246,45 @@ def _sample_command(argv):
     return 0
 
 
+def serving_endpoints(model):
+    """SavedModel signatures (`keras_rnn_lab.export`).  "generate": prime (a
+    string), length, temperature and seed (scalars) -> text, the prime followed
+    by `length` sampled characters: TextGenerator's whole loop inside the graph,
+    so the same seed gives the same text as `sample`."""
+    generator = TextGenerator(model)
+    every_character = int(generator.vocabulary.shape[0])  # no top-k cut
+
+    def generate(prime, length, temperature, seed):
+        return {"text": generator.generate(prime, length, temperature, every_character, seed)[0]}
+
+    specs = [
+        tf.TensorSpec((), tf.string, name="prime"),
+        tf.TensorSpec((), tf.int32, name="length"),
+        tf.TensorSpec((), tf.float32, name="temperature"),
+        tf.TensorSpec((), tf.int32, name="seed"),
+    ]
+    return {"generate": export.Endpoint(generate, specs)}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sample"]:
         return _sample_command(argv[1:])
+    if argv[:1] == ["export"]:
+        return export.export_command(argv[1:], "python -m recipes.char_lm", load, serving_endpoints)
     parser = argparse.ArgumentParser(prog="python -m recipes.char_lm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     recipe_tools.add_common_arguments(parser, PRESETS)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--text", dest="text_path", help="train on this UTF-8 text file")
     source.add_argument("--tfds", dest="tfds_name", help="a TFDS text dataset prepared locally, e.g. tiny_shakespeare")
+    parser.add_argument(
+        "--tbptt", action="store_true", default=None, help="truncated BPTT: stateful training over consecutive windows"
+    )
     args = parser.parse_args(argv)
-    config = config_for(args.preset, text_path=args.text_path, tfds_name=args.tfds_name, **recipe_tools.common_overrides(args))
+    config = config_for(
+        args.preset, text_path=args.text_path, tfds_name=args.tfds_name, tbptt=args.tbptt, **recipe_tools.common_overrides(args)
+    )
     if config.text_path or config.tfds_name:
         config = dataclasses.replace(config, text=None)
     model, history = train(config, out=args.out)

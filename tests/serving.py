@@ -38,7 +38,9 @@ CHILD = textwrap.dedent(
             outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
             for name, value in outputs.items():
                 value = value.numpy()
-                if value.dtype == object:  # tf.string -> bytes; store as str (no pickles)
+                if isinstance(value, bytes):  # a scalar tf.string
+                    value = np.array(value.decode("utf-8"))
+                elif value.dtype == object:  # tf.string -> bytes; store as str (no pickles)
                     value = np.vectorize(lambda b: b.decode("utf-8"), otypes=[str])(value)
                 results[f"{number}/{call}/{name}"] = value
     imported = sorted(name for name in sys.modules if name.split(".")[0] in ("keras_rnn_lab", "recipes"))

@@ -2,8 +2,11 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from keras_rnn_lab import recipe_tools
 from keras_rnn_lab.generation import TextGenerator
 from recipes import char_lm
 
@@ -42,3 +45,83 @@ def test_user_text_file_and_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         char_lm.main(["--preset", "hello", "--out", str(tmp_path / "model.h5")])
     assert "--out: expected a path ending in .keras; received" in capsys.readouterr().err
+
+
+def _tbptt_models(window=5, batch_size=2):
+    """A stateful twin and the ordinary model with the same weights, no dropout."""
+    config = dataclasses.replace(
+        char_lm.config_for("tiny"), tbptt=True, window=window, batch_size=batch_size, dropout=0.0, output_dropout=0.0
+    )
+    vocabulary = list("abcdefgh")
+    stateful = char_lm.build_model(config, vocabulary, stateful=True)
+    stateless = char_lm.build_model(config, vocabulary)
+    # Random weights large enough that the state matters (a fresh model's logits are ~1e-3).
+    rng = np.random.default_rng(2)
+    stateful.set_weights([rng.normal(scale=0.5, size=w.shape) for w in stateful.get_weights()])
+    stateless.set_weights(stateful.get_weights())
+    return config, stateful, stateless
+
+
+def test_truncated_bptt_carries_the_state_across_windows():
+    config, stateful, stateless = _tbptt_models()
+    rng = np.random.default_rng(0)
+    text = "".join(rng.choice(list("abcdefgh"), size=2 * 10 + 1))
+    inputs, _ = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    first, second = inputs[0], inputs[1]  # (2 streams, 5): the second continues the first
+    stateful(first)
+    carried = stateful(second).numpy()
+    # The state carried over equals reading both windows in one pass.
+    whole = stateless(np.concatenate([first, second], axis=1)).numpy()
+    np.testing.assert_allclose(carried, whole[:, config.window :], rtol=1e-4, atol=1e-5)
+    stateful.get_layer("recurrent").reset_states()
+    fresh = stateful(second).numpy()
+    assert np.abs(fresh - carried).max() > 0.1  # the second window's output depends on the first
+    np.testing.assert_allclose(fresh, stateless(second).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_truncated_bptt_gradients_stop_at_the_window_start():
+    config, stateful, stateless = _tbptt_models()
+    rng = np.random.default_rng(1)
+    text = "".join(rng.choice(list("abcdefgh"), size=2 * 10 + 1))
+    inputs, targets = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    lookup = stateful.get_layer("char_lookup")
+    target_ids = lookup(targets[1])
+
+    def loss(logits):
+        return tf.reduce_sum(char_lm.summed_cross_entropy(target_ids, logits))
+
+    stateful(inputs[0])
+    carried_state = [tf.identity(s) for s in stateful.get_layer("recurrent").states]
+    with tf.GradientTape() as tape:  # what a training step on the second window differentiates
+        truncated = tape.gradient(loss(stateful(inputs[1], training=True)), stateful.trainable_weights)
+    # Reference 1: the second window alone, its initial state a constant.
+    layers = {name: stateless.get_layer(name) for name in ("char_lookup", "embedding", "recurrent", "logits")}
+    with tf.GradientTape() as tape:
+        h = layers["recurrent"](layers["embedding"](layers["char_lookup"](inputs[1])), initial_state=carried_state, training=True)
+        constant_start = tape.gradient(loss(layers["logits"](h)), stateless.trainable_weights)
+    # Reference 2: full BPTT through both windows (the same loss, on the second window only).
+    with tf.GradientTape() as tape:
+        logits = stateless(np.concatenate([inputs[0], inputs[1]], axis=1), training=True)[:, config.window :]
+        full = tape.gradient(loss(logits), stateless.trainable_weights)
+    for a, b in zip(truncated, constant_start):
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-6)
+    recurrent_kernel = [i for i, w in enumerate(stateless.trainable_weights) if "recurrent_kernel" in w.path][0]
+    difference = np.abs(truncated[recurrent_kernel].numpy() - full[recurrent_kernel].numpy()).max()
+    assert difference > 1e-3  # full BPTT reaches back into the first window; truncated does not
+
+
+def test_tbptt_training_lowers_the_loss_and_returns_a_stateless_model(tmp_path):
+    config = dataclasses.replace(char_lm.config_for("tiny"), tbptt=True, batch_size=8, epochs=3)
+    model, history = char_lm.train(config, out=str(tmp_path / "tbptt.keras"))
+    bits = history.history["bits_per_char"]
+    assert bits[-1] < bits[0] - 0.3, bits
+    assert "val_bits_per_char" in history.history
+    assert not model.get_layer("recurrent").stateful
+    assert len(TextGenerator(char_lm.load(str(tmp_path / "tbptt.keras")))("From", 20, seed=1)[0]) == 24
+
+
+def test_clipping_is_a_config_field_and_a_flag():
+    config = char_lm.config_for("tiny", clipvalue=0.5, clipnorm=None)
+    model = char_lm.build_model(dataclasses.replace(config, clipnorm=None), list("ab"))
+    assert model.optimizer.clipvalue == 0.5 and model.optimizer.clipnorm is None
+    assert char_lm.build_model(char_lm.config_for("tiny"), list("ab")).optimizer.clipnorm == 5.0
