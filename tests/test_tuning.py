@@ -11,6 +11,7 @@ import time
 
 import keras
 import keras_tuner
+import numpy as np
 import pytest
 
 from keras_rnn_lab import capacity
@@ -35,6 +36,16 @@ def test_every_hypermodel_builds_the_recipes_default_from_default_hyperparameter
     assert hp._hps["learning_rate"][0].sampling == "log"
     for penalty in ("kernel_l1", "kernel_l2", "recurrent_l1", "recurrent_l2"):
         assert 0.0 in hp._hps[penalty][0].values
+
+
+@pytest.mark.parametrize("name", sorted(hypermodels.HYPERMODELS))
+def test_every_hypermodel_fits_and_reports_the_validation_loss(name):
+    hypermodel = hypermodels.get(name, preset="tiny", capacity_action="ignore", epochs=1)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model).history
+    assert len(history["val_loss"]) == 1 and np.isfinite(history["val_loss"][0])
+    assert hypermodel.count_examples() > 0
 
 
 def test_searched_values_reach_the_model():

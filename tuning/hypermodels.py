@@ -18,14 +18,14 @@ import dataclasses
 import keras
 import keras_tuner
 
-from keras_rnn_lab import capacity, recipe_tools
-from recipes import parity, sentiment
+from keras_rnn_lab import capacity, recipe_tools, text_data
+from recipes import captioning, char_lm, forecast, parity, sentiment, tagging, translation, video_frames
 from tuning import space
 
 
 class RecipeHyperModel(keras_tuner.HyperModel):
     """The shared machinery; a subclass names its recipe and defines
-    `search_space(hp)`, `build_model(config)`, `fit_arguments(config)` and
+    `search_space(hp)`, `build_model(config)`, `fit_arguments(config, model)` and
     `count_examples()`."""
 
     recipe = None  # the recipe module
@@ -79,7 +79,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         """
         config = self.config(hp)
         callbacks = list(callbacks or []) + recipe_tools.stop_early("val_loss", config.patience)
-        fit_kwargs = {**self.fit_arguments(config), **kwargs}
+        fit_kwargs = {**self.fit_arguments(config, model), **kwargs}
         return model.fit(*args, epochs=epochs or config.epochs, callbacks=callbacks, verbose=self.verbose, **fit_kwargs)
 
     def count_examples(self):
@@ -91,8 +91,8 @@ class RecipeHyperModel(keras_tuner.HyperModel):
     def build_model(self, config):
         return self.recipe.build_model(config)
 
-    def fit_arguments(self, config):
-        """`model.fit` keyword arguments: data, validation data, batch size."""
+    def fit_arguments(self, config, model):
+        """`model.fit` keyword arguments for `model`: data, validation data, batch size."""
         raise NotImplementedError
 
 
@@ -115,7 +115,7 @@ class ParityHyperModel(RecipeHyperModel):
     def count_examples(self):
         return len(self.data["train"].labels)
 
-    def fit_arguments(self, config):
+    def fit_arguments(self, config, model):
         train, validation = self.data["train"], self.data["validation"]
         return {
             "x": train.tokens,
@@ -154,7 +154,7 @@ class SentimentHyperModel(RecipeHyperModel):
     def build_model(self, config):
         return self.recipe.build_model(config, self.data[1])
 
-    def fit_arguments(self, config):
+    def fit_arguments(self, config, model):
         data = self.data[0]
         return {
             "x": self.recipe.training_dataset(data.train, config),
@@ -163,7 +163,200 @@ class SentimentHyperModel(RecipeHyperModel):
         }
 
 
-HYPERMODELS = {cls.recipe_name(): cls for cls in (ParityHyperModel, SentimentHyperModel)}
+class CharLMHyperModel(RecipeHyperModel):
+    """Character language model: many-to-many next-character prediction."""
+
+    recipe = char_lm
+    example_unit = "training characters"  # every character is a prediction the loss scores
+
+    def load_data(self, config):
+        train_text, validation_text = self.recipe.load_data(config)
+        if not validation_text:
+            raise ValueError("A search needs validation text: the char_lm preset must have validation_fraction > 0.")
+        vocabulary = text_data.char_vocabulary(train_text + validation_text)
+        return train_text, validation_text, vocabulary
+
+    def search_space(self, hp):
+        c = self.base_config
+        return {
+            **space.learning_rate(hp, c.learning_rate, low=3e-4, high=1e-2),
+            **space.recurrent_size(hp, (64, 128, 256, 512), c.units, cells=("lstm", "gru"), default_cell=c.cell),
+            **space.penalties(hp),
+            **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+            "output_dropout": hp.Float("output_dropout", 0.0, 0.5, step=0.1, default=c.output_dropout),
+            **space.batch_size(hp, (32, 64, 128), c.batch_size),
+        }
+
+    def count_examples(self):
+        return len(self.data[0])
+
+    def build_model(self, config):
+        return self.recipe.build_model(config, self.data[2])
+
+    def fit_arguments(self, config, model):
+        train_text, validation_text, _ = self.data
+        return {
+            "x": self.recipe.windows_dataset(model, train_text, config, shuffle=True),
+            "validation_data": self.recipe.windows_dataset(model, validation_text, config, shuffle=False),
+            "shuffle": False,  # the windows dataset reshuffles itself every epoch
+        }
+
+
+class ForecastHyperModel(RecipeHyperModel):
+    """Forecasting a real series: many-to-many regression."""
+
+    recipe = forecast
+    example_unit = "training steps"  # every step of every window is a scored forecast
+
+    def search_space(self, hp):
+        c = self.base_config
+        return {
+            **space.learning_rate(hp, c.learning_rate),
+            **space.recurrent_size(hp, (16, 32, 64, 128), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            **space.penalties(hp),
+            **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+            **space.batch_size(hp, (32, 64, 128), c.batch_size),
+        }
+
+    def count_examples(self):
+        inputs, _ = self.recipe.training_windows(self.data, "train", self.base_config.stride)
+        return int(inputs.shape[0] * inputs.shape[1])
+
+    def fit_arguments(self, config, model):
+        x, y = self.recipe.training_windows(self.data, "train", config.stride)
+        return {"x": x, "y": y, "batch_size": config.batch_size,
+                "validation_data": self.recipe.training_windows(self.data, "validation", 1)}  # fmt: skip
+
+
+class TaggingHyperModel(RecipeHyperModel):
+    """Tagging days with their weather: synchronous many-to-many classification."""
+
+    recipe = tagging
+    example_unit = "training days"
+
+    def search_space(self, hp):
+        c = self.base_config
+        return {
+            **space.learning_rate(hp, c.learning_rate),
+            **space.recurrent_size(hp, (8, 16, 32, 64), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            "bidirectional": hp.Boolean("bidirectional", default=c.bidirectional),
+            **space.penalties(hp),
+            **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+            **space.batch_size(hp, (16, 32, 64), c.batch_size),
+        }
+
+    def count_examples(self):
+        days = self.data.periods["train"]
+        return days.stop - days.start
+
+    def fit_arguments(self, config, model):
+        x, y = self.recipe.training_windows(self.data, "train", config.window, config.stride)
+        validation = self.recipe.training_windows(self.data, "validation", config.window, config.window)
+        return {"x": x, "y": y, "batch_size": config.batch_size, "validation_data": validation}
+
+
+class VideoFramesHyperModel(RecipeHyperModel):
+    """Labelling video frames: a CNN per frame, a recurrent layer over them."""
+
+    recipe = video_frames
+    example_unit = "training frames"
+
+    def search_space(self, hp):
+        c = self.base_config
+        return {
+            **space.learning_rate(hp, c.learning_rate),
+            **space.recurrent_size(hp, (16, 32, 64, 128), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            **space.penalties(hp),
+            **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+            **space.batch_size(hp, (32, 64, 128), c.batch_size),
+        }
+
+    def count_examples(self):
+        return int(self.data["train"].labels.size)
+
+    def fit_arguments(self, config, model):
+        train, validation = self.data["train"], self.data["validation"]
+        return {"x": train.frames, "y": train.labels, "batch_size": config.batch_size,
+                "validation_data": (validation.frames, validation.labels)}  # fmt: skip
+
+
+class TranslationHyperModel(RecipeHyperModel):
+    """Translation: an encoder-decoder, many-to-many with different lengths."""
+
+    recipe = translation
+    example_unit = "training target words"  # every target word (and [END]) is a scored prediction
+
+    def search_space(self, hp):
+        c = self.base_config
+        return {
+            **space.learning_rate(hp, c.learning_rate, low=3e-4, high=1e-2),
+            **space.recurrent_size(hp, (64, 128, 256), c.units, cells=("lstm", "gru"), default_cell=c.cell),
+            "attention": hp.Boolean("attention", default=c.attention),
+            **space.penalties(hp),
+            **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+            **space.batch_size(hp, (64, 128, 256), c.batch_size),
+        }
+
+    def count_examples(self):
+        return sum(len(target) + 1 for target in self.data.pairs["train"][1])
+
+    def build_model(self, config):
+        return self.recipe.build_model(config, self.data)
+
+    def fit_arguments(self, config, model):
+        (sources, targets), validation = self.data.pairs["train"], self.data.pairs["validation"]
+        return {
+            "x": self.recipe.teacher_forcing_dataset(model, sources, targets, config.batch_size, shuffle_seed=config.seed),
+            "validation_data": self.recipe.teacher_forcing_dataset(model, *validation, config.eval_batch_size),
+            "shuffle": False,  # the dataset reshuffles itself every epoch (seeded)
+        }
+
+
+class CaptioningHyperModel(RecipeHyperModel):
+    """Captioning: an image's features start the decoder, one-to-many."""
+
+    recipe = captioning
+    example_unit = "training caption words"
+
+    def search_space(self, hp):
+        c = self.base_config
+        return {
+            **space.learning_rate(hp, c.learning_rate, low=3e-4, high=1e-2),
+            **space.recurrent_size(hp, (64, 128, 256), c.units, cells=("lstm", "gru"), default_cell=c.cell),
+            **space.penalties(hp),
+            **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+            **space.batch_size(hp, (32, 64, 128), c.batch_size),
+        }
+
+    def count_examples(self):
+        _, _, weights = self._teacher_forcing("train")
+        return int(weights.sum())  # real words (and ends), padding excluded
+
+    def build_model(self, config):
+        return self.recipe.build_model(config, len(self.data.vocabulary))
+
+    def _teacher_forcing(self, split):
+        return self.recipe.teacher_forcing(self.data.splits[split], self.data.vocabulary, self.data.max_words)
+
+    def fit_arguments(self, config, model):
+        inputs, targets, weights = self._teacher_forcing("train")
+        return {"x": inputs, "y": targets, "sample_weight": weights, "batch_size": config.batch_size,
+                "validation_data": self._teacher_forcing("validation")}  # fmt: skip
+
+
+HYPERMODELS = {
+    cls.recipe_name(): cls
+    for cls in (
+        CaptioningHyperModel,
+        CharLMHyperModel,
+        ForecastHyperModel,
+        ParityHyperModel,
+        SentimentHyperModel,
+        TaggingHyperModel,
+        TranslationHyperModel,
+        VideoFramesHyperModel,
+    )
+}
 
 
 def get(recipe, **kwargs):
