@@ -7,6 +7,7 @@ A recipe module defines a `Config` dataclass, `PRESETS = {"tiny": {...},
 """
 
 import argparse
+import ast
 import contextlib
 import dataclasses
 import math
@@ -35,12 +36,14 @@ def recurrent_layer(cell, units, builtin=False, **kwargs):
     return layer_class(units, **kwargs)
 
 
-def config_from_preset(config_class, presets, preset, **overrides):
-    """`config_class` with `presets[preset]` applied, then non-None `overrides`."""
+def config_from_preset(config_class, presets, preset, settings=None, **overrides):
+    """`config_class` with `presets[preset]` applied, then `settings` (a dict of
+    any fields, from `--set key=value`), then the non-None `overrides` (flags)."""
     if preset not in presets:
         raise ValueError(f"Argument `preset` must be one of {sorted(presets)}; received {preset!r}.")
     fields = {f.name for f in dataclasses.fields(config_class)}
-    values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    values = {**presets[preset], **(settings or {}), **flags}
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"Unknown {config_class.__name__} fields {unknown}; expected some of {sorted(fields)}.")
@@ -65,7 +68,24 @@ def add_common_arguments(parser, presets):
     )
     clipping.add_argument("--clipvalue", type=positive_float, help="clip every gradient entry to [-v, v]")
     parser.add_argument("--out", type=keras_path, help="save the trained model (.keras) here")
+    parser.add_argument(
+        "--set", dest="settings", type=setting, action="append", metavar="KEY=VALUE",
+        help="any Config field, e.g. --set dropout=0.2 --set filters=(8,16) (repeatable; flags win)",
+    )  # fmt: skip
     return parser
+
+
+def setting(text):
+    """argparse type for --set: "key=value" -> (key, value), the value read as a
+    Python literal (0.2, True, (8, 16), None) or else kept as a string (gru)."""
+    key, separator, raw = text.partition("=")
+    if not separator or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a Config field name; received {text!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key, value
 
 
 def common_overrides(args):
@@ -75,7 +95,9 @@ def common_overrides(args):
     learning_rate, seed, builtin, clipnorm and clipvalue.
     """
     names = ("cell", "units", "epochs", "batch_size", "learning_rate", "seed", "builtin", "clipnorm", "clipvalue")
-    return {name: getattr(args, name) for name in names}
+    overrides = {name: getattr(args, name) for name in names}
+    overrides["settings"] = dict(getattr(args, "settings", None) or [])  # --set key=value, for config_from_preset
+    return overrides
 
 
 def positive_int(text):

@@ -282,9 +282,11 @@ def main(argv=None):
         "--tbptt", action="store_true", default=None, help="truncated BPTT: stateful training over consecutive windows"
     )
     args = parser.parse_args(argv)
-    config = config_for(
-        args.preset, text_path=args.text_path, tfds_name=args.tfds_name, tbptt=args.tbptt, **recipe_tools.common_overrides(args)
-    )
+    with recipe_tools.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
+        config = config_for(
+            args.preset, text_path=args.text_path, tfds_name=args.tfds_name, tbptt=args.tbptt,
+            **recipe_tools.common_overrides(args),
+        )  # fmt: skip
     if config.text_path or config.tfds_name:
         config = dataclasses.replace(config, text=None)
     model, history = train(config, out=args.out)

@@ -569,17 +569,18 @@ def main(argv=None):
         parser.error("arguments --text-column/--label-column: only with --csv")
     if args.tfds_name is None and args.data_dir:
         parser.error("argument --data-dir: only with --tfds")
-    config = config_for(
-        args.preset,
-        bidirectional=args.bidirectional,
-        layers=args.layers,
-        csv_path=args.csv_path,
-        tfds_name=args.tfds_name,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        data_dir=args.data_dir,
-        **recipe_tools.common_overrides(args),
-    )
+    with recipe_tools.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
+        config = config_for(
+            args.preset,
+            bidirectional=args.bidirectional,
+            layers=args.layers,
+            csv_path=args.csv_path,
+            tfds_name=args.tfds_name,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            data_dir=args.data_dir,
+            **recipe_tools.common_overrides(args),
+        )
     result = train(config)
     print()
     print(format_report(result), flush=True)

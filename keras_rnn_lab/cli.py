@@ -1,0 +1,88 @@
+"""`keras-rnn-lab`: one command for every recipe, the search, export and the benchmark.
+
+    keras-rnn-lab list                                     # recipes, topologies, what each shows
+    keras-rnn-lab train parity --preset tiny               # = python -m recipes.parity --preset tiny
+    keras-rnn-lab train sentiment --set dropout=0.4 --out sentiment.keras
+    keras-rnn-lab sample --model sonnets.keras --prime "From fairest" --length 300
+    keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
+    keras-rnn-lab tune parity --max-trials 10              # = python -m tuning.search parity ...
+    keras-rnn-lab bench --cells lstm                       # = python -m keras_rnn_lab.benchmark ...
+
+`train RECIPE ...` passes everything after the recipe to its own command, so the
+flags are the recipe's (`keras-rnn-lab train RECIPE --help`); the common ones
+(--preset, --cell, --units, --epochs, --batch-size, --learning-rate, --seed,
+--clipnorm, --clipvalue, --builtin, --out, --set KEY=VALUE) mean the same in
+every recipe.  An unknown recipe, preset or Config key is a one-line usage
+error listing the valid choices (exit 2).
+"""
+
+import argparse
+import importlib
+import sys
+
+# name -> (topology, one line on what it shows); the modules load only when used.
+RECIPES = {
+    "char_lm": ("many-to-many", "character language model and text generation (Shakespeare's sonnets)"),
+    "parity": ("many-to-one", "is the number of 1s even? trained on short strings, tested on 50x longer"),
+    "sentiment": ("many-to-one", "review snippets -> positive/negative, beside a bag-of-words baseline"),
+    "forecast": ("many-to-many", "next value of a real series (Seattle temperatures, stock prices)"),
+    "tagging": ("many-to-many", "a weather label for every day of a sequence"),
+    "video_frames": ("many-to-many", "a label for every frame of moving handwritten digits (CNN + RNN)"),
+    "translation": ("many-to-many (encoder-decoder)", "English -> French number words, greedy and beam search"),
+    "captioning": ("one-to-many", "image -> caption in a shapes world, held-out colour-shape pairs"),
+    "vanishing_gradients": ("BPTT, no training", "the lecture's demo: gradient norm against distance"),
+    "long_memory": ("many-to-one", "distractor and adding tasks over growing lengths"),
+    "exploding_gradients": ("many-to-one", "divergence without clipping, training with it"),
+}
+
+
+def recipe_module(name):
+    return importlib.import_module(f"recipes.{name}")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="keras-rnn-lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("list", help="the recipes, their topology and what each shows")
+    for command, text in (("train", "train a recipe (its own flags follow)"),
+                          ("export", "export a trained recipe model as a SavedModel")):  # fmt: skip
+        sub = commands.add_parser(command, help=text, add_help=False)
+        sub.add_argument("recipe", choices=sorted(RECIPES), help="recipe name (see `list`)")
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+    for command, text in (("sample", "generate text with a saved char_lm model"),
+                          ("tune", "hyperparameter search (python -m tuning.search)"),
+                          ("bench", "the speed benchmark (python -m keras_rnn_lab.benchmark)")):  # fmt: skip
+        sub = commands.add_parser(command, help=text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv[:1] + (argv[1:2] if argv[:1] in (["train"], ["export"]) else []))
+    rest = argv[2:] if args.command in ("train", "export") else argv[1:]
+    if args.command == "list":
+        width = max(map(len, RECIPES))
+        for name, (topology, text) in RECIPES.items():
+            print(f"{name:<{width}}  {topology:<30}  {text}")
+        return 0
+    if args.command == "train":
+        return recipe_module(args.recipe).main(rest)
+    if args.command == "export":
+        return recipe_module(args.recipe).main(["export", *rest])
+    if args.command == "sample":
+        return recipe_module("char_lm").main(["sample", *rest])
+    if args.command == "tune":
+        from tuning import search
+
+        return search.main(rest)
+    from keras_rnn_lab import benchmark
+
+    return benchmark.main(rest)
+
+
+def console_main():
+    """The console script's entry point: exit status 0 after a command that returns."""
+    main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(console_main())

@@ -1,0 +1,56 @@
+"""The keras-rnn-lab command: it lists, dispatches to the recipes, and says what is wrong."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_rnn_lab import cli
+
+
+def test_list_names_every_recipe_module_with_its_topology(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    recipes_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__))), "recipes")
+    modules = sorted(f[:-3] for f in os.listdir(recipes_dir) if f.endswith(".py") and not f.startswith("_"))
+    assert sorted(cli.RECIPES) == modules  # nothing missing, nothing invented
+    for name, (topology, _) in cli.RECIPES.items():
+        assert any(line.startswith(name) and topology in line for line in out.splitlines())
+
+
+def test_train_runs_the_recipe_with_its_flags_and_set_values():
+    results = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--set", "embedding_dim=4",
+                        "--set", "train_lengths=(1, 4)"])  # fmt: skip
+    [result] = results
+    assert result.config.embedding_dim == 4 and result.config.train_lengths == (1, 4) and result.config.epochs == 1
+    assert len(result.history["loss"]) == 1
+
+
+def test_flags_win_over_set_values():
+    [result] = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--set", "epochs=3"])
+    assert result.config.epochs == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "nosuch"], "invalid choice: 'nosuch' (choose from 'captioning', 'char_lm'"),
+        (["train", "parity", "--preset", "huge"], "invalid choice: 'huge' (choose from 'default', 'tiny')"),
+        (["train", "parity", "--preset", "tiny", "--set", "colour=red"], "Unknown Config fields ['colour']; expected some of"),
+        (["train", "parity", "--set", "=3"], "expected KEY=VALUE"),
+        (["export", "nosuch"], "invalid choice: 'nosuch'"),
+    ],
+)
+def test_bad_names_are_one_line_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and message in error_lines[0]
+
+
+def test_the_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "keras-rnn-lab")
+    done = subprocess.run([script, "list"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "translation" in done.stdout
