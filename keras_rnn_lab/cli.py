@@ -3,6 +3,7 @@
     keras-rnn-lab list                                     # recipes, topologies, what each shows
     keras-rnn-lab train parity --preset tiny               # = python -m recipes.parity --preset tiny
     keras-rnn-lab train sentiment --set dropout=0.4 --out sentiment.keras
+    keras-rnn-lab train parity --run-dir runs/parity   # config, checkpoints, logs, plots; rerun resumes
     keras-rnn-lab sample --model sonnets.keras --prime "From fairest" --length 300
     keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
     keras-rnn-lab tune parity --max-trials 10              # = python -m tuning.search parity ...
@@ -19,6 +20,8 @@ error listing the valid choices (exit 2).
 import argparse
 import importlib
 import sys
+
+from keras_rnn_lab import runs
 
 # name -> (topology, one line on what it shows); the modules load only when used.
 RECIPES = {
@@ -64,7 +67,11 @@ def main(argv=None):
             print(f"{name:<{width}}  {topology:<30}  {text}")
         return 0
     if args.command == "train":
-        return recipe_module(args.recipe).main(rest)
+        rest, run_dir = _pop_run_dir(rest, parser)
+        if run_dir is None:
+            return recipe_module(args.recipe).main(rest)
+        with runs.active(runs.RunDirectory(run_dir)):
+            return recipe_module(args.recipe).main(rest)
     if args.command == "export":
         return recipe_module(args.recipe).main(["export", *rest])
     if args.command == "sample":
@@ -76,6 +83,16 @@ def main(argv=None):
     from keras_rnn_lab import benchmark
 
     return benchmark.main(rest)
+
+
+def _pop_run_dir(rest, parser):
+    """(the recipe's arguments, the --run-dir value or None)."""
+    if "--run-dir" not in rest:
+        return rest, None
+    at = rest.index("--run-dir")
+    if at + 1 >= len(rest) or rest[at + 1].startswith("-"):
+        parser.error("argument --run-dir: expected a directory")
+    return rest[:at] + rest[at + 2 :], rest[at + 1]
 
 
 def console_main():

@@ -16,6 +16,8 @@ import numbers
 import keras
 import numpy as np
 
+from keras_rnn_lab import runs
+
 # Argument checks recipes share with the layers (errors name the argument).
 from keras_rnn_lab._validation import check_positive_int, check_rate  # noqa: F401  (re-exported)
 from keras_rnn_lab.gru import GRU
@@ -47,7 +49,9 @@ def config_from_preset(config_class, presets, preset, settings=None, **overrides
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"Unknown {config_class.__name__} fields {unknown}; expected some of {sorted(fields)}.")
-    return config_class(**values)
+    config = config_class(**values)
+    runs.record_config(config)  # into the active run directory's config.json, if any
+    return config
 
 
 def add_common_arguments(parser, presets):
@@ -159,7 +163,9 @@ def stop_early(monitor="val_loss", patience=3, reduce_lr_patience=None, mode="au
     callbacks.append(early)
     if stop_at is not None:
         callbacks.append(StopAt(monitor, stop_at, mode=mode))
-    return callbacks
+    # Inside an active run directory (keras-rnn-lab train --run-dir), every fit
+    # also checkpoints, logs and can resume; first, so a restored epoch counts.
+    return runs.active_callbacks(monitor, mode) + callbacks
 
 
 class StopAt(keras.callbacks.Callback):

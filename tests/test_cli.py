@@ -54,3 +54,13 @@ def test_the_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "keras-rnn-lab")
     done = subprocess.run([script, "list"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "translation" in done.stdout
+
+
+# long_memory's command sweeps a grid of runs; one cell at one length keeps it to seconds.
+NARROW = {"long_memory": ["--tasks", "distractor", "--lengths", "10", "--cells", "gru"]}
+
+
+@pytest.mark.parametrize("name", sorted(cli.RECIPES))
+def test_every_recipe_runs_its_tiny_preset_through_the_command(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the PNGs some recipes write by default land here
+    assert cli.main(["train", name, "--preset", "tiny", *NARROW.get(name, [])]) is not None

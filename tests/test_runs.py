@@ -1,0 +1,67 @@
+"""Run directories: what a run records, and a killed run that resumes at its next epoch."""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_rnn_lab import cli, runs
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_a_run_records_config_models_metrics_logs_and_the_loss_plot(tmp_path):
+    [result] = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "3", "--run-dir", str(tmp_path)])
+    folder = tmp_path / result.model.name
+    [config] = json.loads((tmp_path / "config.json").read_text())
+    assert config["class"] == "recipes.parity.Config" and config["epochs"] == 3 and config["train_lengths"] == [1, 6]
+    metrics = runs.read_metrics(folder / "metrics.csv")
+    assert metrics["epoch"] == [0, 1, 2] and metrics["loss"] == pytest.approx(result.history["loss"])
+    for name in ("best.keras", "last.keras", "loss.png"):
+        assert (folder / name).stat().st_size > 1000
+    assert any((folder / "logs" / "train").iterdir())  # TensorBoard event files
+    assert not (tmp_path / "backup" / result.model.name).exists()  # a finished fit leaves no backup
+
+
+def test_without_a_run_directory_nothing_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1"])
+    assert list(tmp_path.iterdir()) == [] and runs.current() is None
+
+
+@pytest.mark.parametrize(
+    "losses, val_losses, expected",
+    [([3, 2, 1, 0.5], [3, 2, 2.5, 3], 1), ([3, 2, 1], [3, 2, 1], None), ([1, 2, 3], [3, 2, 2.5], None), ([1], [1], None)],
+)
+def test_overfitting_begins_at_the_best_validation_epoch_when_training_goes_on_improving(losses, val_losses, expected):
+    assert runs.overfitting_epoch(losses, val_losses) == expected
+
+
+def test_a_killed_run_resumes_at_its_next_epoch(tmp_path):
+    # Enough strings that an epoch takes about a second: time to kill it between epochs.
+    command = [sys.executable, "-m", "keras_rnn_lab.cli", "train", "parity", "--preset", "tiny", "--epochs", "6",
+               "--set", "train_size=40000", "--set", "patience=6", "--run-dir", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "parity_lstm" / "metrics.csv"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:  # header + 2 finished epochs
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    done_before = len(runs.read_metrics(metrics)["epoch"])
+    assert 2 <= done_before < 6, "the run must be killed part-way"
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    first_epoch = int(re.search(r"Epoch (\d+)/6", rerun.stdout + rerun.stderr).group(1))
+    assert first_epoch >= done_before + 1  # no finished epoch is trained again
+    # Every epoch is in the metrics once, in order: none lost, none repeated.
+    assert runs.read_metrics(metrics)["epoch"] == list(range(6))
