@@ -21,6 +21,8 @@ import argparse
 import importlib
 import sys
 
+import keras
+
 from keras_rnn_lab import runs
 
 # name -> (topology, one line on what it shows); the modules load only when used.
@@ -66,6 +68,8 @@ def main(argv=None):
         for name, (topology, text) in RECIPES.items():
             print(f"{name:<{width}}  {topology:<30}  {text}")
         return 0
+    if args.command == "train" and "--strategy" in rest:
+        return train_distributed(args.recipe, rest)
     if args.command == "train":
         rest, run_dir = _pop_run_dir(rest, parser)
         if run_dir is None:
@@ -83,6 +87,54 @@ def main(argv=None):
     from keras_rnn_lab import benchmark
 
     return benchmark.main(rest)
+
+
+def train_distributed(recipe, argv):
+    """`train RECIPE --strategy mirrored|multi-worker`: the recipe's model and
+    training data (through its tuning HyperModel, which holds both), trained by
+    keras_rnn_lab.distributed's custom step; returns (model, history)."""
+    from keras_rnn_lab import distributed, recipe_tools
+    from tuning import hypermodels
+
+    parser = argparse.ArgumentParser(prog=f"keras-rnn-lab train {recipe}",
+                                     description="Train on several devices or machines (tf.distribute).")  # fmt: skip
+    parser.add_argument("--strategy", required=True, choices=distributed.STRATEGIES)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--epochs", type=recipe_tools.positive_int, help="epochs (default: the preset's)")
+    parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
+    parser.add_argument("--out", type=recipe_tools.keras_path, help="save the model here (workers beside it)")
+    args = parser.parse_args(argv)
+    with recipe_tools.usage_errors(parser):
+        if recipe not in hypermodels.HYPERMODELS:
+            raise ValueError(f"Argument `recipe`: {recipe!r} has no distributed training; choose from {sorted(hypermodels.HYPERMODELS)}.")
+        hypermodel = hypermodels.get(recipe, preset=args.preset, capacity_action="ignore",
+                                     settings=dict(args.settings or []), epochs=args.epochs)  # fmt: skip
+        strategy = distributed.make_strategy(args.strategy)
+    config = hypermodel.base_config
+    keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
+    dataset, batch_size = _examples(hypermodel.fit_arguments(config, hypermodel.build_model(config)), config.seed)
+    keras.utils.set_random_seed(config.seed)
+    model, history = distributed.fit_distributed(
+        strategy, lambda: hypermodel.build_model(config), dataset, config.epochs, batch_size
+    )
+    if args.out is not None:
+        print(f"saved {distributed.save(model, args.out)}")
+    return model, history
+
+
+def _examples(fit_arguments, seed):
+    """(unbatched, shuffled tf.data of the training examples, batch size) from
+    a HyperModel's `model.fit` arguments."""
+    import tensorflow as tf
+
+    x = fit_arguments["x"]
+    if isinstance(x, tf.data.Dataset):  # already batched (and reshuffled each epoch) by the recipe
+        first = next(iter(x))
+        return x.unbatch(), int(tf.shape(tf.nest.flatten(first[1])[0])[0])
+    parts = [x, fit_arguments["y"]] + ([fit_arguments["sample_weight"]] if "sample_weight" in fit_arguments else [])
+    count = len(fit_arguments["y"])
+    dataset = tf.data.Dataset.from_tensor_slices(tuple(parts)).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return dataset, fit_arguments["batch_size"]
 
 
 def _pop_run_dir(rest, parser):
