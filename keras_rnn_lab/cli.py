@@ -3,7 +3,8 @@
     keras-rnn-lab list                                     # recipes, topologies, what each shows
     keras-rnn-lab train parity --preset tiny               # = python -m recipes.parity --preset tiny
     keras-rnn-lab train sentiment --set dropout=0.4 --out sentiment.keras
-    keras-rnn-lab train parity --run-dir runs/parity   # config, checkpoints, logs, plots; rerun resumes
+    keras-rnn-lab train parity --run-dir runs/parity   # config, checkpoints, logs, plots (default runs/RECIPE); rerun resumes
+    keras-rnn-lab evaluate sentiment --model sentiment.keras     # loss and metrics on its validation split
     keras-rnn-lab sample --model sonnets.keras --prime "From fairest" --length 300
     keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
     keras-rnn-lab tune parity --max-trials 10              # = python -m tuning.search parity ...
@@ -19,6 +20,7 @@ error listing the valid choices (exit 2).
 
 import argparse
 import importlib
+import os
 import sys
 
 import keras
@@ -51,7 +53,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="the recipes, their topology and what each shows")
-    for command, text in (("train", "train a recipe (its own flags follow)"),
+    for command, text in (("train", "train a recipe (its own flags follow; --run-dir DIR, default runs/RECIPE)"),
+                          ("evaluate", "score a saved model on the recipe's validation data"),
                           ("export", "export a trained recipe model as a SavedModel")):  # fmt: skip
         sub = commands.add_parser(command, help=text, add_help=False)
         sub.add_argument("recipe", choices=sorted(RECIPES), help="recipe name (see `list`)")
@@ -61,8 +64,9 @@ def main(argv=None):
                           ("bench", "the speed benchmark (python -m keras_rnn_lab.benchmark)")):  # fmt: skip
         sub = commands.add_parser(command, help=text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv[:1] + (argv[1:2] if argv[:1] in (["train"], ["export"]) else []))
-    rest = argv[2:] if args.command in ("train", "export") else argv[1:]
+    with_recipe = ("train", "evaluate", "export")
+    args = parser.parse_args(argv[:1] + (argv[1:2] if argv[:1] and argv[0] in with_recipe else []))
+    rest = argv[2:] if args.command in with_recipe else argv[1:]
     if args.command == "list":
         width = max(map(len, RECIPES))
         for name, (topology, text) in RECIPES.items():
@@ -71,11 +75,13 @@ def main(argv=None):
     if args.command == "train" and "--strategy" in rest:
         return train_distributed(args.recipe, rest)
     if args.command == "train":
-        rest, run_dir = _pop_run_dir(rest, parser)
+        rest, run_dir = _pop_run_dir(rest, parser, default=os.path.join("runs", args.recipe))
         if run_dir is None:
             return recipe_module(args.recipe).main(rest)
         with runs.active(runs.RunDirectory(run_dir)):
             return recipe_module(args.recipe).main(rest)
+    if args.command == "evaluate":
+        return evaluate(args.recipe, rest)
     if args.command == "export":
         return recipe_module(args.recipe).main(["export", *rest])
     if args.command == "sample":
@@ -122,6 +128,36 @@ def train_distributed(recipe, argv):
     return model, history
 
 
+def evaluate(recipe, argv):
+    """`evaluate RECIPE --model M.keras [--preset P] [--set K=V]`: the saved
+    model's loss and metrics on the recipe's validation data; returns them."""
+    from keras_rnn_lab import recipe_tools
+    from tuning import hypermodels
+
+    parser = argparse.ArgumentParser(prog=f"keras-rnn-lab evaluate {recipe}",
+                                     description="Score a saved model on the recipe's validation data.")  # fmt: skip
+    parser.add_argument("--model", required=True, help="a .keras file the recipe saved")
+    parser.add_argument("--preset", default="default", help="the preset whose data to use (as trained)")
+    parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    with recipe_tools.usage_errors(parser):
+        if not os.path.isfile(args.model):
+            raise ValueError(f"Argument --model: no such file {args.model!r}.")
+        if recipe not in hypermodels.HYPERMODELS:
+            raise ValueError(f"Argument `recipe`: {recipe!r} has nothing to evaluate; choose from {sorted(hypermodels.HYPERMODELS)}.")
+        hypermodel = hypermodels.get(recipe, preset=args.preset, capacity_action="ignore", settings=dict(args.settings or []))
+    model = keras.saving.load_model(args.model)
+    validation = hypermodel.fit_arguments(hypermodel.base_config, model)["validation_data"]
+    if isinstance(validation, tuple):  # arrays: (x, y) or (x, y, sample_weight)
+        x, y, *weights = validation
+        scores = model.evaluate(x, y, sample_weight=weights[0] if weights else None, verbose=0, return_dict=True)
+    else:  # a tf.data pipeline of batches
+        scores = model.evaluate(validation, verbose=0, return_dict=True)
+    for name, value in scores.items():
+        print(f"{name}: {value:.4f}")
+    return scores
+
+
 def _examples(fit_arguments, seed):
     """(unbatched, shuffled tf.data of the training examples, batch size) from
     a HyperModel's `model.fit` arguments."""
@@ -137,10 +173,13 @@ def _examples(fit_arguments, seed):
     return dataset, fit_arguments["batch_size"]
 
 
-def _pop_run_dir(rest, parser):
-    """(the recipe's arguments, the --run-dir value or None)."""
+def _pop_run_dir(rest, parser, default):
+    """(the recipe's arguments, the run directory: --run-dir's, `default`
+    without it, None with --no-run-dir)."""
+    if "--no-run-dir" in rest:
+        return [a for a in rest if a != "--no-run-dir"], None
     if "--run-dir" not in rest:
-        return rest, None
+        return rest, default
     at = rest.index("--run-dir")
     if at + 1 >= len(rest) or rest[at + 1].startswith("-"):
         parser.error("argument --run-dir: expected a directory")

@@ -8,7 +8,7 @@ callbacks come from `recipe_tools.stop_early` (every recipe's) also records,
 per model (models are told apart by name):
 
     PATH/config.json            the resolved Config(s), as JSON
-    PATH/NAME/metrics.csv       loss and metrics per epoch (appended across resumes)
+    PATH/NAME/metrics.csv       loss and metrics per epoch (a resumed fit appends; a new one starts it again)
     PATH/NAME/best.keras        the model at its best epoch (the stop's monitor)
     PATH/NAME/last.keras        the model after its last finished epoch
     PATH/NAME/logs/             TensorBoard logs (tensorboard --logdir PATH)
@@ -96,10 +96,12 @@ class RunRecorder(keras.callbacks.Callback):
         super().set_model(model)
         self.folder = os.path.join(self.run.path, model.name)
         os.makedirs(self.folder, exist_ok=True)
+        backup = os.path.join(self.run.path, "backup", model.name)
+        resuming = os.path.exists(backup)  # a killed fit left its state: continue its metrics too
         self._inner = [
             # First: it sets the starting epoch before any other callback runs.
-            keras.callbacks.BackupAndRestore(os.path.join(self.run.path, "backup", model.name)),
-            keras.callbacks.CSVLogger(os.path.join(self.folder, "metrics.csv"), append=True),
+            keras.callbacks.BackupAndRestore(backup),
+            keras.callbacks.CSVLogger(os.path.join(self.folder, "metrics.csv"), append=resuming),
             keras.callbacks.TensorBoard(os.path.join(self.folder, "logs")),
             keras.callbacks.ModelCheckpoint(
                 os.path.join(self.folder, "best.keras"), monitor=self.monitor, mode=self.mode, save_best_only=True

@@ -19,15 +19,18 @@ def test_list_names_every_recipe_module_with_its_topology(capsys):
         assert any(line.startswith(name) and topology in line for line in out.splitlines())
 
 
-def test_train_runs_the_recipe_with_its_flags_and_set_values():
+def test_train_runs_the_recipe_with_its_flags_and_set_values(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     results = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--set", "embedding_dim=4",
                         "--set", "train_lengths=(1, 4)"])  # fmt: skip
     [result] = results
     assert result.config.embedding_dim == 4 and result.config.train_lengths == (1, 4) and result.config.epochs == 1
     assert len(result.history["loss"]) == 1
+    assert (tmp_path / "runs" / "parity" / "config.json").exists()  # every command-line run records itself
 
 
-def test_flags_win_over_set_values():
+def test_flags_win_over_set_values(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     [result] = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--set", "epochs=3"])
     assert result.config.epochs == 1
 
@@ -42,7 +45,8 @@ def test_flags_win_over_set_values():
         (["export", "nosuch"], "invalid choice: 'nosuch'"),
     ],
 )
-def test_bad_names_are_one_line_usage_errors(argv, message, capsys):
+def test_bad_names_are_one_line_usage_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2
@@ -64,3 +68,14 @@ NARROW = {"long_memory": ["--tasks", "distractor", "--lengths", "10", "--cells",
 def test_every_recipe_runs_its_tiny_preset_through_the_command(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the PNGs some recipes write by default land here
     assert cli.main(["train", name, "--preset", "tiny", *NARROW.get(name, [])]) is not None
+
+
+def test_evaluate_scores_a_saved_model_on_the_validation_split(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    [result] = cli.main(["train", "parity", "--preset", "tiny", "--out", "parity.keras"])
+    scores = cli.main(["evaluate", "parity", "--model", "parity.keras", "--preset", "tiny"])
+    assert scores["accuracy"] == pytest.approx(result.accuracy["validation"], abs=1e-6)
+    assert "accuracy:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", "parity", "--model", "missing.keras"])
+    assert exit_info.value.code == 2

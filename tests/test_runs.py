@@ -27,11 +27,14 @@ def test_a_run_records_config_models_metrics_logs_and_the_loss_plot(tmp_path):
         assert (folder / name).stat().st_size > 1000
     assert any((folder / "logs" / "train").iterdir())  # TensorBoard event files
     assert not (tmp_path / "backup" / result.model.name).exists()  # a finished fit leaves no backup
+    # A new run in the same directory starts its metrics again (only a resumed fit appends).
+    cli.main(["train", "parity", "--preset", "tiny", "--epochs", "2", "--run-dir", str(tmp_path)])
+    assert runs.read_metrics(folder / "metrics.csv")["epoch"] == [0, 1]
 
 
 def test_without_a_run_directory_nothing_is_recorded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1"])
+    cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--no-run-dir"])
     assert list(tmp_path.iterdir()) == [] and runs.current() is None
 
 
