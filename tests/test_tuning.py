@@ -33,9 +33,10 @@ def test_every_hypermodel_builds_the_recipes_default_from_default_hyperparameter
     reference = hypermodel.build_model(hypermodel.base_config)
     assert model.count_params() == reference.count_params()
     # The guidance: the learning rate is searched on a log scale in every space.
-    assert hp._hps["learning_rate"][0].sampling == "log"
+    registered = {p.name: p for p in hp.space}
+    assert registered["learning_rate"].sampling == "log"
     for penalty in ("kernel_l1", "kernel_l2", "recurrent_l1", "recurrent_l2"):
-        assert 0.0 in hp._hps[penalty][0].values
+        assert 0.0 in registered[penalty].values
 
 
 @pytest.mark.parametrize("name", sorted(hypermodels.HYPERMODELS))
