@@ -31,3 +31,15 @@ def weight_penalties(config):
         if l1 or l2:
             penalties[argument] = keras.regularizers.L1L2(l1=l1, l2=l2)
     return penalties
+
+
+def layer_regularisation(config):
+    """Every regularising keyword argument of a recipe's recurrent layer from
+    its Config: dropout on x_t, recurrent dropout on h_{t-1} (masks seeded by
+    config.seed) and the L1/L2 penalties (`weight_penalties`)."""
+    return dict(
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        seed=config.seed,
+        **weight_penalties(config),
+    )

@@ -154,7 +154,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
+from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
 
 PAD, START, END, UNK = 0, 1, 2, 3  # token ids; padding must be 0 (decoding pads with 0)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -663,11 +663,8 @@ def build_model(config, vocabulary_size=None):
         config.units,
         builtin=config.builtin,
         return_sequences=True,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        seed=config.seed,
         name="decoder",
-        **weight_penalties(config),
+        **layer_regularisation(config),
     )
     hidden = decoder(embedded, initial_state=initial_state)  # (batch, time, units)
     if config.attention:

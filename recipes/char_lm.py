@@ -124,9 +124,8 @@ def build_model(config, vocabulary, stateful=False):
         characters = keras.Input((None,), dtype="string", name="characters")
     x = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, name="embedding")(lookup(characters))
     x = recipe_tools.recurrent_layer(
-        config.cell, config.units, builtin=config.builtin, return_sequences=True, dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout, seed=config.seed, stateful=stateful, name="recurrent",
-        **regularization.weight_penalties(config),
+        config.cell, config.units, builtin=config.builtin, return_sequences=True, stateful=stateful, name="recurrent",
+        **regularization.layer_regularisation(config),
     )(x)
     x = keras.layers.Dropout(config.output_dropout, seed=config.seed)(x)
     logits = keras.layers.Dense(lookup.vocabulary_size(), name="logits")(x)

@@ -77,7 +77,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
+from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
 
 # Inference keeps no activations, so large batches are cheap.
 EVALUATION_BATCH_SIZE = 512
@@ -291,11 +291,8 @@ def build_model(config):
         config.units,
         builtin=config.builtin,
         return_sequences=True,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        seed=config.seed,
         name="recurrent",
-        **weight_penalties(config),
+        **layer_regularisation(config),
     )(changes)  # (batch, time, units)
     correction = keras.layers.Dense(1, name="correction")(hidden)  # (batch, time, 1)
     # It learns what to add to the anchor, a baseline forecast, not the value

@@ -51,7 +51,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
+from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
 PAD, ZERO, ONE = 0, 1, 2
@@ -215,10 +215,7 @@ def build_model(config):
                 config.cell,
                 config.units,
                 builtin=config.builtin,
-                dropout=config.dropout,
-                recurrent_dropout=config.recurrent_dropout,
-                seed=config.seed,
-                **weight_penalties(config),
+                **layer_regularisation(config),
             ),
             keras.layers.Dense(2),  # logits for (odd, even)
         ],

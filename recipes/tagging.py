@@ -64,7 +64,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
+from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
 FEATURES = ("log1p_precipitation", "temp_max", "temp_min", "wind", "sin_day", "cos_day")
@@ -197,11 +197,8 @@ def build_model(config):
         config.units,
         builtin=config.builtin,
         return_sequences=True,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        seed=config.seed,
         name="recurrent",
-        **weight_penalties(config),
+        **layer_regularisation(config),
     )
     if config.bidirectional:
         layer = keras.layers.Bidirectional(layer, name="bidirectional")  # concatenates both directions

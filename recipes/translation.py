@@ -84,7 +84,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
+from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
 
 START, END, UNKNOWN = "[START]", "[END]", "[UNK]"  # the lookups' padding is "" (id 0)
 SPLITS = ("train", "validation", "test")
@@ -398,8 +398,7 @@ def build_model(config, data):
     x = keras.layers.Embedding(source_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
                                name="source_embedding")(source_lookup(source))  # fmt: skip
     encoder_units = config.units // 2 if config.bidirectional else config.units
-    regularised = dict(dropout=config.dropout, recurrent_dropout=config.recurrent_dropout, seed=config.seed,
-                       **weight_penalties(config))  # fmt: skip
+    regularised = layer_regularisation(config)  # the same dropout and penalties in encoder and decoder
     encoder = recurrent_layer(config.cell, encoder_units, builtin=config.builtin, return_sequences=True,
                               return_state=True, name="encoder", **regularised)  # fmt: skip
     if config.bidirectional:

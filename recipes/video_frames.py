@@ -76,7 +76,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, weight_penalties  # noqa: E402
+from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
 DIGIT_CLASSES = 10
@@ -376,11 +376,8 @@ def build_model(config):
         config.units,
         builtin=config.builtin,
         return_sequences=True,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        seed=config.seed,
         name="recurrent",
-        **weight_penalties(config),
+        **layer_regularisation(config),
     )(x)
     logits = keras.layers.Dense(config.num_classes, name="logits")(x)  # (batch, frames, classes)
     model = keras.Model(frames, logits, name=f"video_frames_{config.target}_{config.cell}")

@@ -85,3 +85,16 @@ def test_penalties_add_the_lecture_terms_to_the_loss():
 def test_bad_penalty_names_the_field(value):
     with pytest.raises(ValueError, match=r"`recurrent_l1` must be a number >= 0"):
         regularization.weight_penalties(Penalties(recurrent_l1=value))
+
+
+@dataclasses.dataclass
+class Regularised(Penalties):
+    dropout: float = 0.25
+    recurrent_dropout: float = 0.5
+    seed: int = 7
+
+
+def test_layer_regularisation_carries_dropout_seed_and_penalties_to_the_layer():
+    layer = recurrent_layer("lstm", 3, **regularization.layer_regularisation(Regularised(kernel_l2=1e-2)))
+    assert (layer.cell.dropout, layer.cell.recurrent_dropout, layer.cell.seed) == (0.25, 0.5, 7)
+    assert layer.cell.kernel_regularizer.l2 == pytest.approx(1e-2) and layer.cell.recurrent_regularizer is None
