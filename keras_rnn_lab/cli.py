@@ -109,6 +109,8 @@ def train_distributed(recipe, argv):
     parser.add_argument("--epochs", type=recipe_tools.positive_int, help="epochs (default: the preset's)")
     parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
     parser.add_argument("--out", type=recipe_tools.keras_path, help="save the model here (workers beside it)")
+    parser.add_argument("--run-dir", dest="run_dir", default=os.path.join("runs", f"{recipe}-distributed"),
+                        help="metrics.csv and last.keras after every epoch (default runs/RECIPE-distributed)")  # fmt: skip
     args = parser.parse_args(argv)
     with recipe_tools.usage_errors(parser):
         if recipe not in hypermodels.HYPERMODELS:
@@ -120,9 +122,11 @@ def train_distributed(recipe, argv):
     keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
     dataset, batch_size = _examples(hypermodel.fit_arguments(config, hypermodel.build_model(config)), config.seed)
     keras.utils.set_random_seed(config.seed)
+    os.makedirs(args.run_dir, exist_ok=True)
     model, history = distributed.fit_distributed(
-        strategy, lambda: hypermodel.build_model(config), dataset, config.epochs, batch_size
-    )
+        strategy, lambda: hypermodel.build_model(config), dataset, config.epochs, batch_size,
+        log_path=os.path.join(args.run_dir, "metrics.csv"), checkpoint_path=os.path.join(args.run_dir, "last.keras"),
+    )  # fmt: skip
     if args.out is not None:
         print(f"saved {distributed.save(model, args.out)}")
     return model, history

@@ -51,9 +51,14 @@ def task_index():
     return int(config.get("task", {}).get("index", 0))
 
 
-def fit_distributed(strategy, build_model, dataset, epochs, global_batch_size, log_path=None, verbose=1):
+def fit_distributed(strategy, build_model, dataset, epochs, global_batch_size, log_path=None, checkpoint_path=None,
+                    verbose=1):  # fmt: skip
     """Train the model `build_model()` returns (compiled) on `dataset` under
     `strategy`; returns (model, history {"loss": [per epoch]}).
+
+    What `fit`'s callbacks would keep, per epoch: the chief appends the mean
+    loss to the CSV `log_path`, and every worker saves the model to
+    `checkpoint_path` (a .keras path; see `save`).
 
     dataset: a tf.data.Dataset of unbatched examples (x, y) or (x, y,
     sample_weight), shuffled as wanted; it is batched here to
@@ -95,6 +100,8 @@ def fit_distributed(strategy, build_model, dataset, epochs, global_batch_size, l
             print(f"Epoch {epoch + 1}/{epochs} - loss: {history['loss'][-1]:.4f} ({steps} steps)", flush=True)
         if log_path is not None and task_index() == 0:
             _append_row(log_path, {"epoch": epoch, "loss": history["loss"][-1]})
+        if checkpoint_path is not None:
+            save(model, checkpoint_path)
     return model, history
 
 

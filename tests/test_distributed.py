@@ -58,7 +58,8 @@ def _free_ports(count):
 def test_two_workers_train_to_identical_weights(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     command = [sys.executable, "-m", "keras_rnn_lab.cli", "train", "parity", "--strategy", "multi-worker",
-               "--preset", "tiny", "--epochs", "2", "--out", str(tmp_path / "model.keras")]  # fmt: skip
+               "--preset", "tiny", "--epochs", "2", "--out", str(tmp_path / "model.keras"),
+               "--run-dir", str(tmp_path / "run")]  # fmt: skip
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -69,6 +70,10 @@ def test_two_workers_train_to_identical_weights(tmp_path):
         assert process.returncode == 0, out[-3000:]
         losses = [float(v) for v in re.findall(r"Epoch \d/2 - loss: ([\d.]+)", out)]
         assert len(losses) == 2 and losses[1] < losses[0]  # it learns
+    # The chief logs every epoch; every worker checkpoints every epoch.
+    with open(tmp_path / "run" / "metrics.csv") as log:
+        assert [float(row.split(",")[1]) for row in log.read().splitlines()[1:]] == pytest.approx(losses, abs=1e-4)
+    assert (tmp_path / "run" / "last.keras").exists() and (tmp_path / "run" / "last-worker1.keras").exists()
     chief = keras.saving.load_model(tmp_path / "model.keras")
     other = keras.saving.load_model(tmp_path / "model-worker1.keras")
     for a, b in zip(chief.get_weights(), other.get_weights()):
@@ -76,9 +81,10 @@ def test_two_workers_train_to_identical_weights(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["captioning", "char_lm", "sentiment", "translation", "video_frames"])
-def test_recipes_of_every_data_kind_train_under_the_mirrored_strategy(name):
+def test_recipes_of_every_data_kind_train_under_the_mirrored_strategy(name, tmp_path):
     # Arrays, sample weights (captioning), strings and batched tf.data pipelines (char_lm, sentiment, translation).
     from keras_rnn_lab import cli
 
-    model, history = cli.main(["train", name, "--strategy", "mirrored", "--preset", "tiny", "--epochs", "1"])
+    model, history = cli.main(["train", name, "--strategy", "mirrored", "--preset", "tiny", "--epochs", "1",
+                               "--run-dir", str(tmp_path)])  # fmt: skip
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0]) and model.count_params() > 0
