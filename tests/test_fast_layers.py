@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import keras_rnn_lab
 import rnn_reference as ref
+from keras_rnn_lab.bptt import loop
 
 LAYER_OF_CELL = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
 
@@ -57,6 +58,39 @@ INFERENCE_CASES = [p for p in GRID if p.id in ("sequences_and_state", "go_backwa
 def test_fast_layer_inference_loop_equals_builtin(kind, case):
     # training=False: the loop that saves nothing; gradients come from autodiff.
     ref.check_case(kind, case, make_ours=fast_layer)
+
+
+# Wide enough that `loop.two_core_matmul` splits every per-step product (depth
+# >= MIN_SPLIT_DEPTH forward and backward); the grid above, at 5 units, runs the
+# single-matmul fallback.
+WIDE_CASES = [p for p in GRID if p.id in ("sequences_and_state", "mask_holes", "go_backwards", "stateful_two_batches")]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("case", WIDE_CASES)
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_split_matmul_path_equals_builtin(kind, case, training, monkeypatch):
+    monkeypatch.setattr(ref, "UNITS", loop.MIN_SPLIT_DEPTH)
+    # N(0, 0.1) weights keep 128-unit pre-activations near std 1, out of
+    # saturation, so the gradients compared are not all ~0.
+    monkeypatch.setattr(ref, "WEIGHT_SCALE", 0.1)
+    ref.check_case(kind, in_training(case) if training else case, make_ours=fast_layer)
+
+
+def test_two_core_matmul_splits_deep_products_and_equals_one_matmul():
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.normal(size=(8, 256)), "float32")
+    deep = tf.constant(rng.normal(size=(256, 64)), "float32")
+    shallow = tf.constant(rng.normal(size=(64, 32)), "float32")
+    np.testing.assert_allclose(loop.two_core_matmul(deep)(a), tf.matmul(a, deep), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(loop.two_core_matmul(shallow)(a[:, :64]), tf.matmul(a[:, :64], shallow))
+
+    def matmuls_in(matrix, width):
+        graph = tf.function(loop.two_core_matmul(matrix)).get_concrete_function(tf.TensorSpec([8, width])).graph
+        return sum(op.type == "MatMul" for op in graph.get_operations())
+
+    assert matmuls_in(deep, 256) == 2  # two half-depth products
+    assert matmuls_in(shallow, 64) == 1  # below MIN_SPLIT_DEPTH: one
 
 
 @pytest.mark.parametrize("case", [p for p in GRID if p.id in ("mask_holes", "bidirectional_state", "stateful_two_batches")])

@@ -24,6 +24,8 @@ def _mix_gradients(update_convention, dh, z, h_prev, candidate):
 def _forward_step(w, recurrent_bias, r, reset_after, update_convention, activation, recurrent_activation):
     units = w.shape[0]
     w_zr, w_h = (None, None) if reset_after else (w[:, : 2 * units], w[:, 2 * units :])
+    recurrent_product = loop.two_core_matmul(w if reset_after else w_zr)
+    candidate_product = None if reset_after else loop.two_core_matmul(w_h)
 
     def step(t, carry, xp_t, *m_t):
         (h_prev,) = carry
@@ -32,7 +34,7 @@ def _forward_step(w, recurrent_bias, r, reset_after, update_convention, activati
         # Separate activations for z and r: independent ops that the two cores
         # run side by side (measured faster than one op over [z, r] + split).
         if reset_after:
-            recurrent = tf.matmul(h_in, w)
+            recurrent = recurrent_product(h_in)
             if recurrent_bias is not None:
                 recurrent = recurrent + recurrent_bias
             rec_z, rec_r, rec_h = tf.split(recurrent, 3, axis=-1)
@@ -41,11 +43,11 @@ def _forward_step(w, recurrent_bias, r, reset_after, update_convention, activati
             candidate = loop.activate(activation, x_h + reset * rec_h)
             kept = rec_h  # (h W_h + b'_h), needed for dr
         else:
-            rec_z, rec_r = tf.split(tf.matmul(h_in, w_zr), 2, axis=-1)
+            rec_z, rec_r = tf.split(recurrent_product(h_in), 2, axis=-1)
             z = loop.activate(recurrent_activation, x_z + rec_z)
             reset = loop.activate(recurrent_activation, x_r + rec_r)
             kept = reset * h_in  # r * h_{t-1}, needed for dW_h
-            candidate = loop.activate(activation, x_h + tf.matmul(kept, w_h))
+            candidate = loop.activate(activation, x_h + candidate_product(kept))
         h = _mix(update_convention, z, h_prev, candidate)
         if m_t:
             h = tf.where(m_t[0] > 0, h, h_prev)
@@ -75,7 +77,7 @@ def gru_recurrence(
     inputs: raw inputs x (time, batch, features); projection: (U, b) of the
     input projection, b possibly None.  Inference projects x_t U + b inside the
     loop (`loop.projecting`), training once before it (`loop.project_all`), so
-    the recurrence below sees xp_t = x_t U + b, 3*units) = x_t U + b, blocks z, r, h;
+    the recurrence below sees xp_t = x_t U + b, (batch, 3*units) in blocks z, r, h;
     recurrent_bias: b' (3*units,) when reset_after, else None; the rest as in
     `keras_rnn_lab.GRUCell`.  training: False runs the plain forward loop;
     True attaches this backward pass (a = pre-activations, Keras convention):
@@ -124,6 +126,8 @@ def gru_recurrence(
         def grad(d_out):
             w_t = tf.transpose(w)
             w_zr_t, w_h_t = w_t[: 2 * units], w_t[2 * units :]
+            back_product = loop.two_core_matmul(w_t if reset_after else w_zr_t)  # d W^T
+            kept_product = None if reset_after else loop.two_core_matmul(w_h_t)
 
             # reset after: dW = sum_t h_{t-1}^T da_rec and db' accumulate step by step,
             # off the dh chain, so the second core does them while the chain runs
@@ -142,12 +146,12 @@ def gru_recurrence(
                 if reset_after:
                     da_r = loop.times_derivative(recurrent_activation, da_h * kept, reset)
                     d_recurrent = tf.concat([da_z, da_r, da_h * reset], axis=-1)
-                    dh_in = tf.matmul(d_recurrent, w_t)
+                    dh_in = back_product(d_recurrent)
                 else:
-                    d_kept = tf.matmul(da_h, w_h_t)
+                    d_kept = kept_product(da_h)
                     da_r = loop.times_derivative(recurrent_activation, d_kept * h_in, reset)
                     d_recurrent = tf.concat([da_z, da_r], axis=-1)
-                    dh_in = tf.matmul(d_recurrent, w_zr_t) + d_kept * reset
+                    dh_in = back_product(d_recurrent) + d_kept * reset
                 dh_prev = dh_prev + (dh_in if r is None else dh_in * r)
                 if m_t:
                     dh_prev = dh_prev + dh * (1.0 - m_t[0])

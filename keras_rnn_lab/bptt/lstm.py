@@ -16,10 +16,12 @@ COMPUTE_ORDER = (0, 2, 1, 3)
 
 
 def _forward_step(w, activation, recurrent_activation, r):
+    recurrent_product = loop.two_core_matmul(w)
+
     def step(t, carry, xp_t, *m_t):
         h_prev, c_prev = carry
         h_in = h_prev if r is None else h_prev * r
-        a_i, a_c, a_f, a_o = tf.split(xp_t + tf.matmul(h_in, w), 4, axis=-1)
+        a_i, a_c, a_f, a_o = tf.split(xp_t + recurrent_product(h_in), 4, axis=-1)
         # Four activations rather than one over [i, f, o]: independent ops that
         # the two cores run side by side (measured faster than one op + split).
         i = loop.activate(recurrent_activation, a_i)
@@ -89,7 +91,7 @@ def lstm_recurrence(
     inputs: raw inputs x (time, batch, features); projection: (U, b) of the
     input projection, b possibly None.  Inference projects x_t U + b inside the
     loop (`loop.projecting`), training once before it (`loop.project_all`), so
-    the recurrence below sees xp_t = x_t U + b, 4*units), x_t U + b in COMPUTE_ORDER;
+    the recurrence below sees xp_t = x_t U + b, (batch, 4*units) in COMPUTE_ORDER;
     recurrent_kernel: (units, 4*units) in COMPUTE_ORDER; activation and
     recurrent_activation: Keras names that `loop.supports`; recurrent_mask:
     (batch, units) or None; step_mask: (time, batch, 1) float or None.
@@ -140,7 +142,7 @@ def lstm_recurrence(
         def grad(d_h_out, d_c_last):
             d_h_out = loop.or_zeros(d_h_out, h_out)
             d_c_last = loop.or_zeros(d_c_last, c_last)
-            w_t = tf.transpose(w)
+            back_product = loop.two_core_matmul(tf.transpose(w))  # da W^T
             units = w.shape[0]
             # The fused kernel checks x and w against each other: x with 0
             # features and w = W (units, 4*units) pass; neither is read.
@@ -156,7 +158,7 @@ def lstm_recurrence(
                     da, dc_prev = step_gradient(dh, dc_next, *saved_t[:7], zeros)
                 else:
                     da, dc_prev = step_gradient(dh * m_t, dc_next * m_t, *saved_t[:7], zeros)
-                dh_prev = tf.matmul(da, w_t)
+                dh_prev = back_product(da)
                 if r is not None:
                     dh_prev = dh_prev * r
                 if m_t is not None:
