@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_rnn_lab import benchmark
 
@@ -15,7 +17,7 @@ def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):
     assert [(r["cell"], r["candidate"]) for r in rows] == [
         (cell, candidate)
         for cell in ("gru", "simple_rnn")
-        for candidate in ("keras built-in", "RNN(our cell)", "keras_rnn_lab")
+        for candidate in ("keras built-in", "RNN(our cell)", "keras_rnn_lab", "matmuls only")
     ]
     for row in rows:
         assert row["train_ms"] > 0 and row["infer_ms"] > 0
@@ -25,6 +27,24 @@ def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):
         assert row["infer_speedup"] == pytest.approx(builtin["infer_ms"] / row["infer_ms"])
     printed = capsys.readouterr().out
     assert "x built-in" in printed and "keras_rnn_lab" in printed
+
+
+@pytest.mark.parametrize("gates", [1, 3])
+def test_matmuls_only_row_is_the_bptt_of_its_linear_recurrence(gates):
+    """The row times a real BPTT: its dU, dW equal autodiff of the same recurrence."""
+    rng = np.random.default_rng(0)
+    steps, batch, features, units = 5, 3, 4, 128  # 128: the two-core split is taken
+    x = tf.constant(rng.normal(size=(steps, batch, features)), "float32")
+    kernel = tf.Variable(rng.normal(scale=0.3, size=(features, gates * units)).astype("float32"))
+    recurrent_kernel = tf.Variable(rng.normal(scale=0.05, size=(units, gates * units)).astype("float32"))
+    d_last = tf.constant(rng.normal(size=(batch, units)), "float32")
+    with tf.GradientTape() as tape:
+        states = benchmark.linear_recurrence(x, kernel, recurrent_kernel, gates)
+        loss = tf.reduce_sum(states[-1] * d_last)
+    expected = tape.gradient(loss, [kernel, recurrent_kernel])
+    got = benchmark.linear_recurrence_gradients(x, states, recurrent_kernel, gates, d_last)
+    for mine, theirs in zip(got, expected):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-4)
 
 
 def test_interleaved_medians_are_medians():
