@@ -133,6 +133,28 @@ def test_graph_mode_gradients_equal_eager(kind):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=ref.GRADIENT_ATOL)
 
 
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_time_length_unknown_when_traced_matches_builtin(kind):
+    """A length known only at run time (one backward chunk) gives the built-in's gradients."""
+    rng = np.random.default_rng(4)
+    case = {"id": "dynamic", "layer": {"return_sequences": True}}
+    ours, reference, data = ref.build_pair(kind, case, fast_layer, rng)
+    spec = tf.TensorSpec([None, None, ref.FEATURES], "float32")
+
+    def gradients(layer):
+        @tf.function(input_signature=[spec])
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.sin(layer(x, training=True)))
+            return tape.gradient(loss, [x] + layer.trainable_weights)
+
+        return run(data.batches[0])
+
+    for mine, theirs in zip(gradients(ours), gradients(reference)):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=ref.GRADIENT_ATOL)
+
+
 # --- drop-in replacement and serialization ----------------------------------------
 def _token_model(recurrent_layer):
     return keras.Sequential(

@@ -87,7 +87,7 @@ def gru_recurrence(
         reset_after:   dr = da_h (h_{t-1} W_h + b'_h),  d(h W_h) = da_h r
                        da_rec = [dz sigma', dr sigma', da_h r]
                        dh_{t-1} += da_rec W^T,  dW = sum_t h_{t-1}^T da_rec,  db' = sum da_rec
-                       (dW and db' accumulated step by step, off the dh chain)
+                       (dW and db' formed per chunk of steps beside the dh chain, loop.backward_in_chunks)
         reset_before:  d(r h) = da_h W_h^T,  dr = d(r h) h_{t-1}
                        dh_{t-1} += [dz, dr] sigma' W_zr^T + d(r h) r
                        dW = [sum h_{t-1}^T [dz, dr] sigma' | sum (r h_{t-1})^T da_h]
@@ -118,10 +118,7 @@ def gru_recurrence(
         step = _forward_step(w, b, r, *config)
         sequences = [xp] + ([m] if m is not None else [])
         (last,), saved = loop.time_loop(step, length, (h0,), sequences, 6, xp.dtype)
-        # Stacked for dW (reset before) and as the output with return_sequences.
-        hs = saved[0].stack() if return_sequences or not reset_after else None
-        # reset before: dW_h needs every step's r * h_{t-1} at once.
-        kept_stacked = None if reset_after else saved[5].stack()
+        hs = saved[0].stack() if return_sequences else None
 
         def grad(d_out):
             w_t = tf.transpose(w)
@@ -129,10 +126,8 @@ def gru_recurrence(
             back_product = loop.two_core_matmul(w_t if reset_after else w_zr_t)  # d W^T
             kept_product = None if reset_after else loop.two_core_matmul(w_h_t)
 
-            # reset after: dW = sum_t h_{t-1}^T da_rec and db' accumulate step by step,
-            # off the dh chain, so the second core does them while the chain runs
-            # (measured 5-10% faster than one large matmul after the loop, which
-            # nothing can overlap).
+            # Each step hands on what dW (and db') need; `backward_in_chunks` forms
+            # them as large matmuls per chunk of steps, beside the dh chain.
             def backward_step(t, carry, h_prev, z, reset, candidate, kept, *inputs):
                 dh_next = carry[0]
                 h_in = h_prev if r is None else h_prev * r
@@ -157,26 +152,26 @@ def gru_recurrence(
                     dh_prev = dh_prev + dh * (1.0 - m_t[0])
                 d_xp = tf.concat([da_z, da_r, da_h], axis=-1)
                 if reset_after:
-                    dw_acc = carry[1] + tf.matmul(h_in, d_recurrent, transpose_a=True)
-                    db_acc = carry[2] + tf.reduce_sum(d_recurrent, axis=0)
-                    return (dh_prev, dw_acc, db_acc), (d_xp,)
-                return (dh_prev,), (d_xp,)
+                    return (dh_prev,), (d_xp, h_in, d_recurrent)
+                return (dh_prev,), (d_xp, h_in, kept)
+
+            def weight_gradients(d_xp, h_in, third):
+                """dW (and db') of a chunk of steps, each (steps, batch, ...)."""
+                if reset_after:  # third: d_recurrent = [dz sigma', dr sigma', da_h r]
+                    dw = loop.summed_outer_product(h_in, third)
+                    return (dw, loop.column_sums(third)) if has_bias else (dw,)
+                # third: kept = r * h_{t-1}, the input of W_h
+                dw_zr = loop.summed_outer_product(h_in, d_xp[..., : 2 * units])
+                return (tf.concat([dw_zr, loop.summed_outer_product(third, d_xp[..., 2 * units :])], axis=1),)
 
             sequences = saved[1:] + ([d_out] if return_sequences else []) + ([m] if m is not None else [])
             # Without return_sequences only the last state is an output: its
             # gradient starts the carry and no per-step gradient is read.
             dh_last = tf.zeros_like(h0) if return_sequences else d_out
-            if reset_after:
-                accumulators = (tf.zeros_like(w), tf.zeros([3 * units], xp.dtype))
-                (dh0, dw, db), (d_xp,) = loop.time_loop(
-                    backward_step, length, (dh_last, *accumulators), sequences, 1, xp.dtype, reverse=True
-                )
-                return [d_xp.stack(), dh0, dw] + ([db] if has_bias else []) + [None] * len(extras)
-            (dh0,), (d_xp,) = loop.time_loop(backward_step, length, (dh_last,), sequences, 1, xp.dtype, reverse=True)
-            d_xp = d_xp.stack()
-            dw_zr = loop.recurrent_kernel_gradient(h0, hs, d_xp[..., : 2 * units], r)
-            dw_h = loop.summed_outer_product(kept_stacked, d_xp[..., 2 * units :])
-            return [d_xp, dh0, tf.concat([dw_zr, dw_h], axis=1)] + [None] * len(extras)
+            (dh0,), (d_xp,), weight_grads = loop.backward_in_chunks(
+                backward_step, length, (dh_last,), sequences, xp.dtype, 3, 1, weight_gradients
+            )
+            return [d_xp, dh0, *weight_grads] + [None] * len(extras)
 
         return (hs if return_sequences else last), grad
 
