@@ -50,3 +50,24 @@ def test_bad_arguments_are_named(capsys):
     with pytest.raises(SystemExit):
         long_memory.main(["--lengths", "10,-5"])
     assert "expected comma-separated positive ints" in capsys.readouterr().err
+
+
+def test_several_seeds_show_the_median_and_how_many_runs_solved():
+    def run(label, seed, accuracy):
+        return {"task": "distractor", "label": label, "length": 100, "seed": seed, "accuracy": accuracy}
+
+    records = [run("simple_rnn lecture", s, a) for s, a in enumerate([0.55, 1.0, 1.0, 0.507, 0.506])]
+    records += [run("lstm fb3 keras", s, 1.0) for s in range(5)]
+    records.append(run("simple_rnn lecture", 0, 0.50))  # a rerun of seed 0 replaces the first
+    table = long_memory.format_table(records)
+    row = next(line for line in table.splitlines() if line.startswith("simple_rnn lecture"))
+    assert row.split()[-2:] == ["50.7%", "2/5"]  # median of 0.50, 1.0, 1.0, 0.507, 0.506
+    assert next(line for line in table.splitlines() if line.startswith("lstm fb3")).split()[-2:] == ["100.0%", "5/5"]
+
+
+def test_seeds_run_every_configuration_once_per_seed(tmp_path):
+    records = long_memory.main(["--preset", "tiny", "--lengths", "5", "--cells", "gru", "--inits", "keras",
+                                "--seeds", "3,4", "--epochs", "1", "--plot", str(tmp_path / "p.png")])  # fmt: skip
+    assert [(r["label"], r["seed"]) for r in records] == [("gru keras", 3), ("gru keras", 4)]
+    with pytest.raises(SystemExit):
+        long_memory.main(["--seeds", "0,-1"])
