@@ -7,7 +7,9 @@
     python -m keras_rnn_lab.benchmark --profile --cells gru --shapes reference   # where the time goes
 
 Everything is measured in one process and *interleaved*: each repeat times every
-candidate once, in turn, so a noisy neighbour slows all of them alike.  The
+TensorFlow candidate once, in turn, so a noisy neighbour slows all of them alike.
+PyTorch is timed on its own after them (its OpenMP threads spin after each op
+and would slow whatever ran next).  The
 table shows median milliseconds and the speed-up over the built-in
 (built-in median / candidate median; > 1 is faster).  PyTorch's nn.LSTM / nn.GRU
 / nn.RNN join the table when torch is installed (`pip install torch==2.13.0`).
@@ -196,6 +198,11 @@ def _torch_steps(cell, x, y):
     return train, infer
 
 
+# Long enough for PyTorch's spinning OpenMP threads to go to sleep before the
+# next TensorFlow timing.
+_TORCH_SPIN_SECONDS = 1.0
+
+
 def _torch_available():
     try:
         import torch  # noqa: F401
@@ -227,10 +234,17 @@ def bench_layer(cell, shape_name, repeats, with_torch):
     for name, layer in _keras_candidates(cell, units).items():
         trains[name], infers[name] = _keras_steps(layer, tf.constant(x), tf.constant(y))
     trains[MATMULS_ONLY], infers[MATMULS_ONLY] = _matmuls_only_steps(cell, tf.constant(x), tf.constant(y))
-    if with_torch:
-        trains["torch"], infers["torch"] = _torch_steps(cell, x, y)
     train_ms = _interleaved_medians(trains, repeats)
     infer_ms = _interleaved_medians(infers, repeats)
+    if with_torch:
+        # Timed on its own, after the TensorFlow candidates: PyTorch's OpenMP
+        # threads spin-wait after each op and take the cores from whatever runs
+        # next (interleaved, the built-in SimpleRNN measured 19-21 ms instead of
+        # 14-16 ms).  Passive waiting would instead slow torch itself ~2x.
+        trains["torch"], infers["torch"] = _torch_steps(cell, x, y)
+        train_ms.update(_interleaved_medians({"torch": trains["torch"]}, repeats))
+        infer_ms.update(_interleaved_medians({"torch": infers["torch"]}, repeats))
+        time.sleep(_TORCH_SPIN_SECONDS)
     rows = [Row(cell, shape_name, name, 1e3 * train_ms[name], 1e3 * infer_ms[name]) for name in trains]
     return _with_speedups(rows)
 
