@@ -108,7 +108,7 @@ def linear_recurrence(x, kernel, recurrent_kernel, gates):
     steps, batch, features = x.shape
     units = recurrent_kernel.shape[0]
     projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, features]), kernel), [steps, batch, gates * units])
-    recurrent_product = loop.two_core_matmul(recurrent_kernel)
+    recurrent_product = loop.two_core_matmul(recurrent_kernel, batch)
 
     def step(t, h, states):
         a = tf.gather(projected, t) + recurrent_product(h)
@@ -130,7 +130,7 @@ def linear_recurrence_gradients(x, states, recurrent_kernel, gates, d_last):
     arithmetic cost.
     """
     steps, batch, features = x.shape
-    back_product = loop.two_core_matmul(tf.transpose(recurrent_kernel))
+    back_product = loop.two_core_matmul(tf.transpose(recurrent_kernel), batch)
 
     def step(i, dh, d_recurrent, d_pre):
         t = steps - 1 - i

@@ -60,9 +60,8 @@ def test_fast_layer_inference_loop_equals_builtin(kind, case):
     ref.check_case(kind, case, make_ours=fast_layer)
 
 
-# Wide enough that `loop.two_core_matmul` splits every per-step product (depth
-# >= MIN_SPLIT_DEPTH forward and backward); the grid above, at 5 units, runs the
-# single-matmul fallback.
+# Every per-step product split (`loop.two_core_matmul`, forced at these sizes by
+# SPLIT_MIN_PRODUCT = 0) at 128 units; the grid above, at 5 units, runs single matmuls.
 WIDE_CASES = [p for p in GRID if p.id in ("sequences_and_state", "mask_holes", "go_backwards", "stateful_two_batches")]
 
 
@@ -70,27 +69,31 @@ WIDE_CASES = [p for p in GRID if p.id in ("sequences_and_state", "mask_holes", "
 @pytest.mark.parametrize("case", WIDE_CASES)
 @pytest.mark.parametrize("kind", ref.KINDS)
 def test_split_matmul_path_equals_builtin(kind, case, training, monkeypatch):
-    monkeypatch.setattr(ref, "UNITS", loop.MIN_SPLIT_DEPTH)
+    monkeypatch.setattr(loop, "SPLIT_MIN_PRODUCT", 0)
+    monkeypatch.setattr(ref, "UNITS", 128)
     # N(0, 0.1) weights keep 128-unit pre-activations near std 1, out of
     # saturation, so the gradients compared are not all ~0.
     monkeypatch.setattr(ref, "WEIGHT_SCALE", 0.1)
     ref.check_case(kind, in_training(case) if training else case, make_ours=fast_layer)
 
 
-def test_two_core_matmul_splits_deep_products_and_equals_one_matmul():
+def test_two_core_matmul_splits_mid_sized_products_and_equals_one_matmul():
     rng = np.random.default_rng(0)
-    a = tf.constant(rng.normal(size=(8, 256)), "float32")
-    deep = tf.constant(rng.normal(size=(256, 64)), "float32")
-    shallow = tf.constant(rng.normal(size=(64, 32)), "float32")
-    np.testing.assert_allclose(loop.two_core_matmul(deep)(a), tf.matmul(a, deep), rtol=0, atol=1e-4)
-    np.testing.assert_array_equal(loop.two_core_matmul(shallow)(a[:, :64]), tf.matmul(a[:, :64], shallow))
+    a = tf.constant(rng.normal(size=(64, 256)), "float32")
+    mid = tf.constant(rng.normal(size=(256, 256)), "float32")  # 64 x 256 x 256 = 2^22 multiply-adds
+    np.testing.assert_allclose(loop.two_core_matmul(mid, 64)(a), tf.matmul(a, mid), rtol=0, atol=1e-3)
 
-    def matmuls_in(matrix, width):
-        graph = tf.function(loop.two_core_matmul(matrix)).get_concrete_function(tf.TensorSpec([8, width])).graph
+    def matmuls_in(matrix, rows):
+        spec = tf.TensorSpec([rows, matrix.shape[0]])
+        graph = tf.function(loop.two_core_matmul(matrix, rows)).get_concrete_function(spec).graph
         return sum(op.type == "MatMul" for op in graph.get_operations())
 
-    assert matmuls_in(deep, 256) == 2  # two half-depth products
-    assert matmuls_in(shallow, 64) == 1  # below MIN_SPLIT_DEPTH: one
+    assert matmuls_in(mid, 64) == 2  # two half-depth products
+    assert matmuls_in(mid, None) == 2  # unknown batch: ASSUMED_ROWS
+    assert matmuls_in(mid, 4) == 1  # 2^18: below SPLIT_MIN_PRODUCT
+    assert matmuls_in(tf.zeros([512, 2048]), 64) == 1  # 2^26: above SPLIT_MAX_PRODUCT
+    small = tf.constant(rng.normal(size=(64, 32)), "float32")
+    np.testing.assert_array_equal(loop.two_core_matmul(small, 8)(a[:8, :64]), tf.matmul(a[:8, :64], small))
 
 
 @pytest.mark.parametrize("case", [p for p in GRID if p.id in ("mask_holes", "bidirectional_state", "stateful_two_batches")])

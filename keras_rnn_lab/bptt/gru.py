@@ -21,11 +21,11 @@ def _mix_gradients(update_convention, dh, z, h_prev, candidate):
     return dh * (candidate - h_prev), to_candidate, dh - to_candidate
 
 
-def _forward_step(w, recurrent_bias, r, reset_after, update_convention, activation, recurrent_activation):
+def _forward_step(w, recurrent_bias, r, rows, reset_after, update_convention, activation, recurrent_activation):
     units = w.shape[0]
     w_zr, w_h = (None, None) if reset_after else (w[:, : 2 * units], w[:, 2 * units :])
-    recurrent_product = loop.two_core_matmul(w if reset_after else w_zr)
-    candidate_product = None if reset_after else loop.two_core_matmul(w_h)
+    recurrent_product = loop.two_core_matmul(w if reset_after else w_zr, rows)
+    candidate_product = None if reset_after else loop.two_core_matmul(w_h, rows)
 
     def step(t, carry, xp_t, *m_t):
         (h_prev,) = carry
@@ -102,7 +102,7 @@ def gru_recurrence(
     config = (reset_after, update_convention, activation, recurrent_activation)
 
     if not training:
-        step = _forward_step(w, weights[1] if has_bias else None, recurrent_mask, *config)
+        step = _forward_step(w, weights[1] if has_bias else None, recurrent_mask, initial_state.shape[0], *config)
         step = loop.projecting(step, *projection)
         sequences = [inputs] + ([step_mask] if step_mask is not None else [])
         (last,), kept = loop.time_loop(step, length, (initial_state,), sequences, int(return_sequences), inputs.dtype)
@@ -115,7 +115,7 @@ def gru_recurrence(
         extras = args[len(weights) :]
         r = extras[0] if recurrent_mask is not None else None
         m = extras[-1] if step_mask is not None else None
-        step = _forward_step(w, b, r, *config)
+        step = _forward_step(w, b, r, h0.shape[0], *config)
         sequences = [xp] + ([m] if m is not None else [])
         (last,), saved = loop.time_loop(step, length, (h0,), sequences, 6, xp.dtype)
         hs = saved[0].stack() if return_sequences else None
@@ -123,8 +123,8 @@ def gru_recurrence(
         def grad(d_out):
             w_t = tf.transpose(w)
             w_zr_t, w_h_t = w_t[: 2 * units], w_t[2 * units :]
-            back_product = loop.two_core_matmul(w_t if reset_after else w_zr_t)  # d W^T
-            kept_product = None if reset_after else loop.two_core_matmul(w_h_t)
+            back_product = loop.two_core_matmul(w_t if reset_after else w_zr_t, h0.shape[0])  # d W^T
+            kept_product = None if reset_after else loop.two_core_matmul(w_h_t, h0.shape[0])
 
             # Each step hands on what dW (and db') need; `backward_in_chunks` forms
             # them as large matmuls per chunk of steps, beside the dh chain.

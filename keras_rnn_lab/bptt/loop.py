@@ -124,12 +124,19 @@ def backward_in_chunks(step, length, carry, sequences, dtype, n_outputs, record,
     return carry, recorded, summed
 
 
-# Below this many rows of the right-hand matrix one matmul is cheaper than
-# splitting it (the extra slice and add cost more than the second core saves).
-MIN_SPLIT_DEPTH = 128
+# Splitting pays for per-step products of this many multiply-adds (rows x
+# depth x width), measured on the 2-core machine: below, the extra split and add
+# cost more than the second core gives (a 128-unit SimpleRNN, 32 rows: 1.17x
+# whole, 1.00x split); above, oneDNN already runs one product on both cores and
+# two halves compete for them (a 512-unit LSTM, 64 rows: inference 1.21x whole,
+# 0.99x split).  In between, 256 units and 64 rows, it gave 1.5x per product.
+SPLIT_MIN_PRODUCT = 2**21
+SPLIT_MAX_PRODUCT = 2**25
+# The batch assumed where it is unknown while tracing (the benchmark's).
+ASSUMED_ROWS = 64
 
 
-def two_core_matmul(matrix):
+def two_core_matmul(matrix, rows=None):
     """a -> a @ matrix, as two half-depth matmuls that run side by side.
 
     TensorFlow's oneDNN matmul runs a per-step product like (64, 256) x
@@ -140,10 +147,13 @@ def two_core_matmul(matrix):
     inference loop 1.2-1.3x faster (`python -m keras_rnn_lab.benchmark`).
     The rows of M are split once, here, outside the loop; per step only `a`
     is split.  The sum of two partial products rounds differently from one
-    product (float32, ~1e-7 relative).
+    product (float32, ~1e-7 relative).  rows: the batch size, None if unknown;
+    products outside [SPLIT_MIN_PRODUCT, SPLIT_MAX_PRODUCT] stay one matmul.
     """
-    depth = matrix.shape[0]
-    if depth is None or depth < MIN_SPLIT_DEPTH or depth % 2:
+    depth, width = matrix.shape
+    if depth is None or width is None or depth % 2:
+        return lambda a: tf.matmul(a, matrix)
+    if not SPLIT_MIN_PRODUCT <= (rows or ASSUMED_ROWS) * depth * width <= SPLIT_MAX_PRODUCT:
         return lambda a: tf.matmul(a, matrix)
     top, bottom = tf.split(matrix, 2, axis=0)
 

@@ -15,8 +15,8 @@ from keras_rnn_lab.bptt import loop
 COMPUTE_ORDER = (0, 2, 1, 3)
 
 
-def _forward_step(w, activation, recurrent_activation, r):
-    recurrent_product = loop.two_core_matmul(w)
+def _forward_step(w, activation, recurrent_activation, r, rows):
+    recurrent_product = loop.two_core_matmul(w, rows)
 
     def step(t, carry, xp_t, *m_t):
         h_prev, c_prev = carry
@@ -115,7 +115,7 @@ def lstm_recurrence(
     w = tf.convert_to_tensor(recurrent_kernel)
 
     if not training:
-        step = _forward_step(w, activation, recurrent_activation, recurrent_mask)
+        step = _forward_step(w, activation, recurrent_activation, recurrent_mask, initial_h.shape[0])
         step = loop.projecting(step, *projection)
         sequences = [inputs] + ([step_mask] if step_mask is not None else [])
         (h_last, c_last), kept = loop.time_loop(
@@ -134,7 +134,7 @@ def lstm_recurrence(
     def recurrence(xp, h0, c0, w, *extras):
         r = extras[0] if recurrent_mask is not None else None
         m = extras[-1] if step_mask is not None else None
-        step = _forward_step(w, activation, recurrent_activation, r)
+        step = _forward_step(w, activation, recurrent_activation, r, h0.shape[0])
         sequences = [xp] + ([m] if m is not None else [])
         (h_last, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, 9, xp.dtype)
         h_out = saved[0].stack() if return_sequences else h_last
@@ -142,7 +142,7 @@ def lstm_recurrence(
         def grad(d_h_out, d_c_last):
             d_h_out = loop.or_zeros(d_h_out, h_out)
             d_c_last = loop.or_zeros(d_c_last, c_last)
-            back_product = loop.two_core_matmul(tf.transpose(w))  # da W^T
+            back_product = loop.two_core_matmul(tf.transpose(w), h0.shape[0])  # da W^T
             units = w.shape[0]
             # The fused kernel checks x and w against each other: x with 0
             # features and w = W (units, 4*units) pass; neither is read.

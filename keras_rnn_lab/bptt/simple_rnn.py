@@ -5,8 +5,8 @@ import tensorflow as tf
 from keras_rnn_lab.bptt import loop
 
 
-def _forward_step(w, activation, r):
-    recurrent_product = loop.two_core_matmul(w)
+def _forward_step(w, activation, r, rows):
+    recurrent_product = loop.two_core_matmul(w, rows)
 
     def step(t, carry, xp_t, *m_t):
         (s_prev,) = carry
@@ -57,7 +57,7 @@ def simple_rnn_recurrence(
     w = tf.convert_to_tensor(recurrent_kernel)
 
     if not training:
-        step = _forward_step(w, activation, recurrent_mask)
+        step = _forward_step(w, activation, recurrent_mask, initial_state.shape[0])
         step = loop.projecting(step, *projection)
         sequences = [inputs] + ([step_mask] if step_mask is not None else [])
         (last,), kept = loop.time_loop(step, length, (initial_state,), sequences, int(return_sequences), inputs.dtype)
@@ -68,7 +68,7 @@ def simple_rnn_recurrence(
         r = extras[0] if recurrent_mask is not None else None
         m = extras[-1] if step_mask is not None else None
         sequences = [xp] + ([m] if m is not None else [])
-        forward_step = _forward_step(w, activation, r)
+        forward_step = _forward_step(w, activation, r, s0.shape[0])
 
         def saving_step(t, carry, *inputs):
             # Keeps s_{t-1} (for dW) and, when it is an output, s_t.
@@ -80,7 +80,7 @@ def simple_rnn_recurrence(
         previous_states = saved[0]
 
         def grad(d_out):
-            back_product = loop.two_core_matmul(tf.transpose(w))  # da W^T
+            back_product = loop.two_core_matmul(tf.transpose(w), s0.shape[0])  # da W^T
 
             # The carry holds s_t, read one step earlier as that step's s_{t-1},
             # so each state is read once and nothing is stacked for dW.
