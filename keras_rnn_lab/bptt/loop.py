@@ -51,30 +51,15 @@ def time_loop(step, length, carry, sequences, keep, dtype, reverse=False):
     """Run `step(t, carry, *sequences_t) -> (carry, outputs_t)` over time.
 
     sequences: time-major tensors (time, ...), or TensorArrays, read one step
-        at a time (`_StepReader` for tensors).  Passing the forward loop's TensorArrays straight to the
-        backward loop saves a stack and an unstack (a full copy each) of every
-        saved activation.
+        at a time (`_StepReader` for tensors).  Passing the forward loop's
+        TensorArrays straight to the backward loop saves a stack and an unstack
+        (a full copy each) of every saved activation.
     keep: how many of `step`'s per-step outputs (the first ones) to record,
         each in a TensorArray of `dtype`, written at index t in either direction.
     reverse: iterate t = length-1 ... 0 (the backward pass).
     Returns (final carry, [TensorArrays]); `.stack()` gives (time, ...).
     """
-    readers = [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
-
-    def body(i, carry, writers):
-        t = length - 1 - i if reverse else i
-        carry, outputs = step(t, carry, *[reader.read(t) for reader in readers])
-        writers = tuple(w.write(t, o) for w, o in zip(writers, outputs[:keep]))
-        return i + 1, tuple(carry), writers
-
-    writers = tuple(tf.TensorArray(dtype, size=length) for _ in range(keep))
-    _, carry, writers = tf.while_loop(
-        lambda i, *_: i < length,
-        body,
-        (tf.constant(0), tuple(carry), writers),
-        maximum_iterations=length,
-    )
-    return carry, list(writers)
+    return _loop_over(step, 0, length, carry, _readers(sequences), keep, dtype, reverse)
 
 
 def backward_in_chunks(step, length, carry, sequences, dtype, n_outputs, record, summarize, chunks=4):
@@ -96,32 +81,45 @@ def backward_in_chunks(step, length, carry, sequences, dtype, n_outputs, record,
     faster training steps for the GRU at the reference shape, with 2 to 5
     chunks).  A length unknown when tracing runs as one chunk.
     """
-    readers = [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
+    readers = _readers(sequences)
     chunks = max(1, min(chunks, length)) if isinstance(length, int) else 1
     bounds = [length * k // chunks for k in range(chunks + 1)]
     recorded, summaries = [], []
-    for k in reversed(range(chunks)):
-        start, stop = bounds[k], bounds[k + 1]
-
-        def body(i, carry, writers, start=start, stop=stop):
-            t = stop - 1 - i
-            carry, outputs = step(t, carry, *[reader.read(t) for reader in readers])
-            writers = tuple(w.write(t - start, o) for w, o in zip(writers, outputs))
-            return i + 1, tuple(carry), writers
-
-        writers = tuple(tf.TensorArray(dtype, size=stop - start) for _ in range(n_outputs))
-        _, carry, writers = tf.while_loop(
-            lambda i, *_: i < stop - start,
-            body,
-            (tf.constant(0), tuple(carry), writers),
-            maximum_iterations=stop - start,
-        )
+    for start, stop in reversed(list(zip(bounds[:-1], bounds[1:]))):
+        carry, writers = _loop_over(step, start, stop, carry, readers, n_outputs, dtype, reverse=True)
         stacked = [w.stack() for w in writers]
         recorded.append(stacked[:record])
         summaries.append(summarize(*stacked))
     recorded = [tf.concat(pieces[::-1], axis=0) if len(pieces) > 1 else pieces[0] for pieces in zip(*recorded)]
     summed = [tf.add_n(list(parts)) if len(parts) > 1 else parts[0] for parts in zip(*summaries)]
     return carry, recorded, summed
+
+
+def _readers(sequences):
+    return [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
+
+
+def _loop_over(step, start, stop, carry, readers, keep, dtype, reverse):
+    """`step` for t in [start, stop) (descending when `reverse`); its first
+    `keep` outputs recorded in TensorArrays at index t - start."""
+    steps = stop - start
+    from_zero = isinstance(start, int) and start == 0  # no offset ops in the loop then
+
+    def body(i, carry, writers):
+        t = stop - 1 - i if reverse else (i if from_zero else start + i)
+        carry, outputs = step(t, carry, *[reader.read(t) for reader in readers])
+        index = t if from_zero else t - start
+        writers = tuple(w.write(index, o) for w, o in zip(writers, outputs[:keep]))
+        return i + 1, tuple(carry), writers
+
+    writers = tuple(tf.TensorArray(dtype, size=steps) for _ in range(keep))
+    _, carry, writers = tf.while_loop(
+        lambda i, *_: i < steps,
+        body,
+        (tf.constant(0), tuple(carry), writers),
+        maximum_iterations=steps,
+    )
+    return carry, list(writers)
 
 
 # Splitting pays for per-step products of this many multiply-adds (rows x
