@@ -117,8 +117,10 @@ def gru_recurrence(
         m = extras[-1] if step_mask is not None else None
         step = _forward_step(w, b, r, h0.shape[0], *config)
         sequences = [xp] + ([m] if m is not None else [])
-        (last,), saved = loop.time_loop(step, length, (h0,), sequences, 6, xp.dtype)
-        hs = saved[0].stack() if return_sequences else None
+        step = loop.state_output_last(step)  # saved[:5] for the backward pass, saved[5]: h
+        keep = 6 if return_sequences else 5
+        (last,), saved = loop.time_loop(step, length, (h0,), sequences, keep, xp.dtype)
+        hs = saved[5].stack() if return_sequences else None
 
         def grad(d_out):
             w_t = tf.transpose(w)
@@ -164,7 +166,7 @@ def gru_recurrence(
                 dw_zr = loop.summed_outer_product(h_in, d_xp[..., : 2 * units])
                 return (tf.concat([dw_zr, loop.summed_outer_product(third, d_xp[..., 2 * units :])], axis=1),)
 
-            sequences = saved[1:] + ([d_out] if return_sequences else []) + ([m] if m is not None else [])
+            sequences = saved[:5] + ([d_out] if return_sequences else []) + ([m] if m is not None else [])
             # Without return_sequences only the last state is an output: its
             # gradient starts the carry and no per-step gradient is read.
             dh_last = tf.zeros_like(h0) if return_sequences else d_out

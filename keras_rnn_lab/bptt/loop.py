@@ -95,6 +95,23 @@ def backward_in_chunks(step, length, carry, sequences, dtype, n_outputs, record,
     return carry, recorded, summed
 
 
+def state_output_last(step):
+    """`step` with its first output moved last.
+
+    The forward steps output the new state first (all that inference records)
+    and then what the backward pass reads.  Training records the state only
+    when it is the layer's output (return_sequences): with it moved last,
+    `keep` counts the saved activations first and the state last, and the
+    other case writes nothing it never reads.
+    """
+
+    def rotated(t, carry, *inputs):
+        carry, outputs = step(t, carry, *inputs)
+        return carry, tuple(outputs[1:]) + tuple(outputs[:1])
+
+    return rotated
+
+
 def _readers(sequences):
     return [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
 

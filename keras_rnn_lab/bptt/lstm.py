@@ -136,8 +136,10 @@ def lstm_recurrence(
         m = extras[-1] if step_mask is not None else None
         step = _forward_step(w, activation, recurrent_activation, r, h0.shape[0])
         sequences = [xp] + ([m] if m is not None else [])
-        (h_last, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, 9, xp.dtype)
-        h_out = saved[0].stack() if return_sequences else h_last
+        step = loop.state_output_last(step)  # saved[:8] for the backward pass, saved[8]: h
+        keep = 9 if return_sequences else 8
+        (h_last, c_last), saved = loop.time_loop(step, length, (h0, c0), sequences, keep, xp.dtype)
+        h_out = saved[8].stack() if return_sequences else h_last
 
         def grad(d_h_out, d_c_last):
             d_h_out = loop.or_zeros(d_h_out, h_out)
@@ -172,7 +174,7 @@ def lstm_recurrence(
             def weight_gradient(da, h_in):
                 return (loop.summed_outer_product(h_in, da),)
 
-            sequences = ([d_h_out] if return_sequences else []) + saved[1:] + ([m] if m is not None else [])
+            sequences = ([d_h_out] if return_sequences else []) + saved[:8] + ([m] if m is not None else [])
             # Without return_sequences only the last h is an output: its gradient
             # starts the carry and no per-step gradient is read.
             dh_last = tf.zeros_like(h0) if return_sequences else d_h_out
