@@ -158,6 +158,35 @@ def test_time_length_unknown_when_traced_matches_builtin(kind):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=ref.GRADIENT_ATOL)
 
 
+@pytest.mark.parametrize("kind", ref.KINDS)
+def test_batch_unknown_when_traced_but_fixed_in_the_loss_matches_builtin(kind):
+    """Inputs traced with batch None, labels of a fixed batch (a custom loop's
+    closure): the backward loop's carry starts with the gradient's known batch
+    size and meets per-step tensors without one, a shape change tf.while_loop
+    rejects unless the loop allows it."""
+    rng = np.random.default_rng(5)
+    case = {"id": "mixed", "layer": {}}
+    ours, reference, data = ref.build_pair(kind, case, fast_layer, rng)
+    inputs = data.batches[0]
+    labels = tf.constant(rng.integers(0, 2, size=ref.BATCH))  # static batch
+    head = keras.layers.Dense(2)
+    head.build((None, ref.UNITS))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def gradients(layer):
+        @tf.function(input_signature=[tf.TensorSpec([None, ref.TIME, ref.FEATURES], "float32")])
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = loss(labels, head(layer(x, training=True)))
+            return tape.gradient(value, [x] + layer.trainable_weights)
+
+        return run(inputs)
+
+    for mine, theirs in zip(gradients(ours), gradients(reference)):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=ref.GRADIENT_ATOL)
+
+
 # --- drop-in replacement and serialization ----------------------------------------
 def _token_model(recurrent_layer):
     return keras.Sequential(

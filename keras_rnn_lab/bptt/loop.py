@@ -130,13 +130,28 @@ def _loop_over(step, start, stop, carry, readers, keep, dtype, reverse):
         return i + 1, tuple(carry), writers
 
     writers = tuple(tf.TensorArray(dtype, size=steps) for _ in range(keep))
-    _, carry, writers = tf.while_loop(
+    # A carry of known batch size can meet per-step tensors of unknown batch
+    # size (inputs traced with batch None, an upstream gradient with a fixed
+    # one), which tf.while_loop rejects as a shape change: let every carry's
+    # first axis vary in the loop, then give the results their shapes back.
+    invariants = (
+        tf.TensorShape([]),
+        tuple(tf.TensorShape([None]).concatenate(c.shape[1:]) if c.shape.rank else c.shape for c in carry),
+        tuple(tf.TensorShape(None) for _ in writers),
+    )
+    _, final, writers = tf.while_loop(
         lambda i, *_: i < steps,
         body,
         (tf.constant(0), tuple(carry), writers),
+        shape_invariants=invariants,
         maximum_iterations=steps,
     )
-    return carry, list(writers)
+    return tuple(_with_shape_of(c, initial) for c, initial in zip(final, carry)), list(writers)
+
+
+def _with_shape_of(tensor, like):
+    """`tensor` with `like`'s static shape where that is known (checked at run time)."""
+    return tf.ensure_shape(tensor, like.shape) if like.shape.is_fully_defined() else tensor
 
 
 # Splitting pays for per-step products of this many multiply-adds (rows x
