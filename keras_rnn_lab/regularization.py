@@ -6,9 +6,25 @@ recurrent_l2 on W (the recurrent kernel).  The loss gains
 l1 * sum|w| + l2 * sum w^2 for each penalised matrix.
 """
 
+import dataclasses
+
 import keras
 
 PENALTY_FIELDS = ("kernel_l1", "kernel_l2", "recurrent_l1", "recurrent_l2")
+
+
+@dataclasses.dataclass
+class Regularisation:
+    """The regularisation fields every training recipe's Config shares (and
+    tuning/ searches): a recipe's Config subclasses this; a recipe with another
+    default redeclares that field (char_lm's dropout 0.2)."""
+
+    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
+    recurrent_dropout: float = 0.0  # on h_{t-1}
+    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
+    kernel_l2: float = 0.0
+    recurrent_l1: float = 0.0
+    recurrent_l2: float = 0.0
 
 
 def check_penalties(config):

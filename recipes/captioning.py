@@ -154,7 +154,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 PAD, START, END, UNK = 0, 1, 2, 3  # token ids; padding must be 0 (decoding pads with 0)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -166,7 +166,7 @@ SPLITS = ("train", "validation", "test", "held_out")  # held_out: shapes world o
 
 
 @dataclasses.dataclass
-class Config:
+class Config(Regularisation):
     """Everything one training run depends on."""
 
     cell: str = "lstm"
@@ -201,12 +201,6 @@ class Config:
     learning_rate: float = 2e-3
     clipnorm: float = None  # gradient clipping (keras.optimizers.Adam's), off by default
     clipvalue: float = None
-    dropout: float = 0.0  # on the recurrent layers' inputs (searched by tuning/)
-    recurrent_dropout: float = 0.0  # on h_{t-1}
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     patience: int = 3  # epochs without a better val_loss before stopping (best weights kept)
     # Decoding and report.
     beam_width: int = 3

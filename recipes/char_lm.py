@@ -42,18 +42,13 @@ HELLO_TEXT = "hello " * 40
 
 
 @dataclasses.dataclass
-class Config:
+class Config(regularization.Regularisation):
     cell: str = "lstm"
     builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     units: int = 256  # the size the lecture's demo and the reference run use
     embedding_dim: int = 64
     dropout: float = 0.2  # on the recurrent layer's inputs; the sonnets overfit without it
     output_dropout: float = 0.3  # on its outputs, before the softmax layer
-    recurrent_dropout: float = 0.0  # on h_{t-1} (searched by tuning/)
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     patience: int = 3  # epochs without validation progress before stopping (best weights kept)
     window: int = 100  # characters of context per training window
     stride: int = 10  # windows overlap: 10x more windows from a small corpus (not with tbptt)

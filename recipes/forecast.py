@@ -77,7 +77,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 # Inference keeps no activations, so large batches are cheap.
 EVALUATION_BATCH_SIZE = 512
@@ -113,7 +113,7 @@ ANCHORS = ("last", "seasonal")
 
 
 @dataclasses.dataclass
-class Config:
+class Config(Regularisation):
     """Everything a run depends on.  None fields take the dataset's value
     (DATASETS) when the Config is made."""
 
@@ -134,12 +134,6 @@ class Config:
     learning_rate: float = 3e-3  # reached a lower validation loss than 1e-3, in fewer epochs
     clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
     clipvalue: float = None
-    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
-    recurrent_dropout: float = 0.0  # on h_{t-1}
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     seed: int = 0
 
     def __post_init__(self):

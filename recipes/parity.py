@@ -51,7 +51,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
 PAD, ZERO, ONE = 0, 1, 2
@@ -64,19 +64,13 @@ EVALUATION_BATCH_SIZE = 500
 
 
 @dataclasses.dataclass
-class Config:
+class Config(Regularisation):
     """Everything one training run depends on; lengths are (min, max) inclusive."""
 
     cell: str = "lstm"  # LSTM and GRU gates can hold one bit forever; SimpleRNN's state fades
     units: int = 16  # parity needs one bit of memory; 16 units learn it reliably
     builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     embedding_dim: int = 8  # three tokens; 8 dimensions is the lecture's setting
-    dropout: float = 0.0  # on the recurrent layer's inputs; parity is a rule, not noise: nothing to regularise
-    recurrent_dropout: float = 0.0  # on h_{t-1}: dropping the one remembered bit breaks the rule
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     train_size: int = 20_000  # enough strings that every length of 1..20 is seen ~1,000 times
     validation_size: int = 2_000  # short strings for early stopping, never the long ones
     evaluation_size: int = 1_000  # per long split: 1 error in 1,000 is the 99.9% resolution

@@ -73,7 +73,7 @@ EVALUATION_BATCH_SIZE = 512
 
 
 @dataclasses.dataclass
-class Config:
+class Config(regularization.Regularisation):
     cell: str = "lstm"  # GRU measured the same here; SimpleRNN for the lecture's comparison
     builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     bidirectional: bool = True  # read the review both ways: the end of a snippet sees its start
@@ -84,11 +84,6 @@ class Config:
     sequence_length: int = 60  # tokens kept per text; the longest snippet has 53 words
     embedding_dropout: float = 0.5  # 10k snippets: the 2.5M embedding weights overfit first
     dropout: float = 0.3  # on each recurrent layer's inputs
-    recurrent_dropout: float = 0.0  # measured no gain here, and 0 keeps the fast path's plain step
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     output_dropout: float = 0.5  # before the logits
     batch_size: int = 64
     epochs: int = 10  # upper bound: early stopping ends the LSTM after ~4, the average after ~8

@@ -64,14 +64,14 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
 FEATURES = ("log1p_precipitation", "temp_max", "temp_min", "wind", "sin_day", "cos_day")
 
 
 @dataclasses.dataclass
-class Config:
+class Config(Regularisation):
     """Everything a run depends on."""
 
     cell: str = "lstm"
@@ -89,12 +89,6 @@ class Config:
     learning_rate: float = 3e-3
     clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
     clipvalue: float = None
-    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
-    recurrent_dropout: float = 0.0  # on h_{t-1}
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     seed: int = 0
 
     def __post_init__(self):

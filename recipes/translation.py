@@ -84,7 +84,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 START, END, UNKNOWN = "[START]", "[END]", "[UNK]"  # the lookups' padding is "" (id 0)
 SPLITS = ("train", "validation", "test")
@@ -94,7 +94,7 @@ TOKEN = re.compile(r"[\w'’-]+|[^\w\s]")  # words (with hyphens and apostrophes
 
 
 @dataclasses.dataclass
-class Config:
+class Config(Regularisation):
     """Everything a run depends on."""
 
     cell: str = "lstm"
@@ -125,12 +125,6 @@ class Config:
     learning_rate: float = 3e-3
     clipnorm: float = None  # gradient clipping (--clipnorm): each weight's gradient to at most this L2 norm
     clipvalue: float = None  # gradient clipping (--clipvalue): every entry to [-v, v]
-    dropout: float = 0.0  # on the recurrent layers' inputs (searched by tuning/)
-    recurrent_dropout: float = 0.0  # on h_{t-1}
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     # Decoding.
     beam_width: int = 4
     length_penalty: float = 0.0  # 0: rank beams by log probability alone

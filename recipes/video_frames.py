@@ -76,7 +76,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
 DIGIT_CLASSES = 10
@@ -90,7 +90,7 @@ EVALUATION_BATCH_SIZE = 256
 
 
 @dataclasses.dataclass
-class Config:
+class Config(Regularisation):
     """Everything one training run depends on."""
 
     cell: str = "lstm"  # carries the digit (or position) from frame to frame
@@ -114,12 +114,6 @@ class Config:
     patience: int = 4  # epochs without a better val_loss before stopping (best weights kept); the rate drops after 2
     clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
     clipvalue: float = None
-    dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
-    recurrent_dropout: float = 0.0  # on h_{t-1}
-    kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
-    kernel_l2: float = 0.0
-    recurrent_l1: float = 0.0
-    recurrent_l2: float = 0.0
     seed: int = 0  # source-image split, clips, weights and shuffling
 
     def __post_init__(self):
