@@ -24,6 +24,10 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
     """
 
     gates = 1
+    # Keras 2's `implementation` (1 or 2: how the gate products were batched)
+    # is accepted by Keras 3's LSTMCell and GRUCell, kept as an attribute and
+    # left out of the config; it changes nothing.  SimpleRNNCell never took it.
+    accepts_implementation = False
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
+        implementation = kwargs.pop("implementation", 2) if self.accepts_implementation else None
         super().__init__(**kwargs)
         self.units = _validation.check_units(units)
         self.activation = _validation.get_activation("activation", activation)
@@ -61,6 +66,9 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
         self.recurrent_dropout = _validation.check_rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        if self.accepts_implementation:
+            # As Keras: recurrent dropout forces the per-gate variant, 1.
+            self.implementation = 1 if self.recurrent_dropout else implementation
 
     # --- the Keras cell contract -------------------------------------------------
     @property

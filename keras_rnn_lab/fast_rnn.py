@@ -1,8 +1,12 @@
 """FastRNN: `keras.layers.RNN(cell)` with the time loop replaced by hand-written BPTT.
 
-The layer *is* a `keras.layers.RNN` over one of our cells: constructor, state
-handling (initial_state, stateful, return_state), masking, Bidirectional and
-serialization all come from Keras.  Only `inner_loop` changes:
+The layer *is* a `keras.layers.RNN` over one of our cells, and an instance of
+the built-in it replaces (`keras_rnn_lab.LSTM` subclasses `keras.layers.LSTM`,
+so `isinstance` checks, `Bidirectional`'s fused dispatch and the built-in's
+properties all hold): constructor, state handling (initial_state, stateful,
+return_state), masking, Bidirectional and serialization come from Keras.  Only
+`inner_loop` changes, and only where `loop_choice.choose_loop` says our loop is
+the fast one (on a GPU the built-in's cuDNN kernel is):
 
     1. dropout on x_t (constant across time) is applied to the whole sequence;
     2. xp = x U + b for all steps in one matmul before the loop when training
@@ -19,6 +23,7 @@ import keras
 
 from keras_rnn_lab import _validation
 from keras_rnn_lab.bptt import loop
+from keras_rnn_lab.loop_choice import check_use_cudnn, choose_loop, cudnn_arguments_ok, visible_gpus
 
 # Arguments that belong to the layer; everything else configures the cell.
 _LAYER_ARGUMENTS = (
@@ -40,22 +45,42 @@ _CELL_ONLY_SKIPPED = ("name", "trainable", "dtype")
 
 
 class FastRNN(keras.layers.RNN):
-    """Base of `SimpleRNN`, `LSTM` and `GRU`; subclasses set `cell_class`."""
+    """Base of `SimpleRNN`, `LSTM` and `GRU`.
+
+    A subclass lists the built-in it replaces second, `class LSTM(FastRNN,
+    keras.layers.LSTM)`, and sets `cell_class` and `cell_name` (Keras's name for
+    the cell).  `has_cudnn` layers take Keras's `use_cudnn` ("auto", True, False).
+    After a call, `last_loop` says which loop ran and why (see `loop_choice`).
+    """
 
     cell_class = None
+    cell_name = None
+    has_cudnn = False
     # Order of the gate blocks the bptt recurrence expects; None for Keras's own.
     gate_order = None
 
     def __init__(self, units, **kwargs):
+        use_cudnn = check_use_cudnn(kwargs.pop("use_cudnn", "auto")) if self.has_cudnn else None
         layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGUMENTS if k in kwargs}
         cell = self.cell_class(
             units,
             dtype=layer_kwargs.get("dtype"),
             trainable=layer_kwargs.get("trainable", True),
-            name=f"{self.cell_class.__name__.lower().replace('cell', '')}_cell",
+            name=self.cell_name,
             **kwargs,
         )
-        super().__init__(cell, **layer_kwargs)
+        # keras.layers.RNN's constructor, not the built-in's: that one would
+        # build Keras's cell instead of ours.
+        keras.layers.RNN.__init__(self, cell, **layer_kwargs)
+        self.last_loop = None
+        if self.has_cudnn:
+            # Kept as given and not serialized, as keras.layers.LSTM/GRU do.
+            self.use_cudnn = use_cudnn
+            if use_cudnn is not False and self._runs_cudnn_on_tensorflow():
+                self.supports_jit = False  # as the built-in: cuDNN ops are not XLA ops
+
+    def _runs_cudnn_on_tensorflow(self):
+        return keras.backend.backend() == "tensorflow" and cudnn_arguments_ok(self) is None and bool(visible_gpus())
 
     # --- the fast path ---------------------------------------------------------
     def fast_path_available(self):
@@ -82,6 +107,7 @@ class FastRNN(keras.layers.RNN):
         super().build(sequences_shape, initial_state_shape)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        sequences = _floating(sequences, self.compute_dtype)
         mask = _validated_mask(type(self).__name__, mask, sequences)
         try:
             return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
@@ -92,9 +118,18 @@ class FastRNN(keras.layers.RNN):
             self.cell.reset_recurrent_dropout_mask()
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if self.fast_path_available() is not None:
-            return super().inner_loop(sequences, initial_state, mask=mask, training=training)
-        import tensorflow as tf  # the fast path is TensorFlow-only (checked above)
+        self.last_loop = choose_loop(self)
+        if self.last_loop.path in ("cudnn", "builtin"):
+            # The built-in's own inner loop (the next class in the MRO): its
+            # cuDNN call, fed our cell's weights, which have its layout.
+            return super(FastRNN, self).inner_loop(sequences, initial_state, mask=mask, training=training)
+        if self.last_loop.path == "keras":
+            return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask=mask, training=training)
+        return self.fast_inner_loop(sequences, initial_state, mask, training)
+
+    def fast_inner_loop(self, sequences, initial_state, mask, training=False):
+        """The hand-written BPTT loop; `inner_loop`'s contract."""
+        import tensorflow as tf  # the fast path is TensorFlow-only (choose_loop checks)
 
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
@@ -150,25 +185,10 @@ class FastRNN(keras.layers.RNN):
         """
         raise NotImplementedError
 
-    # --- Keras layer conveniences ---------------------------------------------
-    @property
-    def units(self):
-        return self.cell.units
-
-    @property
-    def activation(self):
-        return self.cell.activation
-
-    @property
-    def dropout(self):
-        return self.cell.dropout
-
-    @property
-    def recurrent_dropout(self):
-        return self.cell.recurrent_dropout
-
+    # --- serialization (the built-in's properties come from its class) ---------
     def get_config(self):
-        config = super().get_config()
+        # keras.layers.RNN's, not the built-in's: ours lists our cell's arguments.
+        config = keras.layers.RNN.get_config(self)
         del config["cell"]
         cell_config = {k: v for k, v in self.cell.get_config().items() if k not in _CELL_ONLY_SKIPPED}
         # Keras's layers list it too, so configs interchange both ways.
@@ -188,6 +208,15 @@ def activation_name(function):
     except (ValueError, TypeError):
         return None
     return name if isinstance(name, str) else None
+
+
+def _floating(sequences, compute_dtype):
+    """Integer or boolean sequences cast to the layer's compute dtype, as the
+    built-in's matmul promotes them (keras.layers.LSTM accepts integer input)."""
+    sequences = keras.ops.convert_to_tensor(sequences)
+    if "float" in keras.backend.standardize_dtype(sequences.dtype):
+        return sequences
+    return keras.ops.cast(sequences, compute_dtype)
 
 
 def _validated_mask(layer_name, mask, sequences):

@@ -5,26 +5,40 @@ import keras
 from keras_rnn_lab.bptt.gru import gru_recurrence
 from keras_rnn_lab.fast_rnn import FastRNN, activation_name
 from keras_rnn_lab.gru_cell import GRUCell
+from keras_rnn_lab.loop_choice import check_use_cudnn
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")
-class GRU(FastRNN):
-    """Drop-in for `keras.layers.GRU`; the step is `keras_rnn_lab.GRUCell`.
+class GRU(FastRNN, keras.layers.GRU):
+    """Drop-in for `keras.layers.GRU` (and an instance of it); the step is
+    `keras_rnn_lab.GRUCell`.
 
-    Same arguments and weights as the built-in (reset_after=True by default,
-    bias (2, 3*units)), plus `update_convention="lecture"` for the lecture's
+    Same arguments, properties and weights as the built-in (reset_after=True by
+    default, bias (2, 3*units); use_cudnn; the legacy `implementation`), plus
+    `update_convention="lecture"` for the lecture's
     h_t = (1 - z_t) h_{t-1} + z_t h~_t (see `convert_gru_update_convention`).
+    cuDNN computes only Keras's convention, so a lecture-convention GRU has
+    `use_cudnn=False` (and rejects `use_cudnn=True`): no dispatch, this layer's
+    or `Bidirectional`'s fused one, can hand it to cuDNN.
     """
 
     cell_class = GRUCell
+    cell_name = "gru_cell"
+    has_cudnn = True
+
+    def __init__(self, units, **kwargs):
+        if kwargs.get("update_convention", "keras") == "lecture":
+            if check_use_cudnn(kwargs.get("use_cudnn", "auto")) is True:
+                raise ValueError(
+                    "Argument `use_cudnn` must be 'auto' or False with update_convention='lecture' "
+                    "(cuDNN computes only Keras's convention); received True."
+                )
+            kwargs["use_cudnn"] = False
+        super().__init__(units, **kwargs)
 
     @property
-    def recurrent_activation(self):
-        return self.cell.recurrent_activation
-
-    @property
-    def reset_after(self):
-        return self.cell.reset_after
+    def update_convention(self):
+        return self.cell.update_convention
 
     def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
         h = gru_recurrence(

@@ -29,6 +29,7 @@ class GRUCell(RecurrentCell):
     """
 
     gates = 3
+    accepts_implementation = True
 
     def __init__(
         self,

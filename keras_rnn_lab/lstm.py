@@ -8,22 +8,23 @@ from keras_rnn_lab.lstm_cell import LSTMCell
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")
-class LSTM(FastRNN):
-    """Drop-in for `keras.layers.LSTM`; the step is `keras_rnn_lab.LSTMCell`.
+class LSTM(FastRNN, keras.layers.LSTM):
+    """Drop-in for `keras.layers.LSTM` (and an instance of it); the step is
+    `keras_rnn_lab.LSTMCell`.
 
     Same arguments (units, activation, recurrent_activation, use_bias, the
     initializers, unit_forget_bias, regularizers, constraints, dropout,
     recurrent_dropout, seed, return_sequences, return_state, go_backwards,
-    stateful, unroll) and weights as the built-in.  With `return_state=True`
-    it returns [output, h_T, C_T] like Keras.
+    stateful, unroll, use_cudnn, the legacy `implementation`), properties and
+    weights as the built-in.  With `return_state=True` it returns
+    [output, h_T, C_T] like Keras.  On a GPU it runs the built-in's cuDNN
+    kernel where Keras would (`keras_rnn_lab.loop_choice`).
     """
 
     cell_class = LSTMCell
+    cell_name = "lstm_cell"
+    has_cudnn = True
     gate_order = COMPUTE_ORDER
-
-    @property
-    def recurrent_activation(self):
-        return self.cell.recurrent_activation
 
     def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
         h, c_last = lstm_recurrence(

@@ -25,6 +25,7 @@ class LSTMCell(RecurrentCell):
     """
 
     gates = 4
+    accepts_implementation = True
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", *, unit_forget_bias=True, **kwargs):
         # Keyword-only after the activations: Keras's 4th positional is use_bias.

@@ -8,8 +8,9 @@ from keras_rnn_lab.simple_rnn_cell import SimpleRNNCell
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")
-class SimpleRNN(FastRNN):
-    """Drop-in for `keras.layers.SimpleRNN`: s_t = f(x_t U + s_{t-1} W + b).
+class SimpleRNN(FastRNN, keras.layers.SimpleRNN):
+    """Drop-in for `keras.layers.SimpleRNN` (and an instance of it):
+    s_t = f(x_t U + s_{t-1} W + b).
 
     Same arguments (units, activation, use_bias, initializers, regularizers,
     constraints, dropout, recurrent_dropout, seed, return_sequences,
@@ -18,6 +19,7 @@ class SimpleRNN(FastRNN):
     """
 
     cell_class = SimpleRNNCell
+    cell_name = "simple_rnn_cell"
 
     def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
         h = simple_rnn_recurrence(
