@@ -69,6 +69,8 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
         if self.accepts_implementation:
             # As Keras: recurrent dropout forces the per-gate variant, 1.
             self.implementation = 1 if self.recurrent_dropout else implementation
+            if self.implementation == 1:
+                self.dropout_mask_count = self.gates  # Keras's attribute for that variant
 
     # --- the Keras cell contract -------------------------------------------------
     @property

@@ -23,7 +23,7 @@ import keras
 
 from keras_rnn_lab import _validation
 from keras_rnn_lab.bptt import loop
-from keras_rnn_lab.loop_choice import check_use_cudnn, choose_loop, cudnn_arguments_ok, visible_gpus
+from keras_rnn_lab import loop_choice
 
 # Arguments that belong to the layer; everything else configures the cell.
 _LAYER_ARGUMENTS = (
@@ -60,7 +60,8 @@ class FastRNN(keras.layers.RNN):
     gate_order = None
 
     def __init__(self, units, **kwargs):
-        use_cudnn = check_use_cudnn(kwargs.pop("use_cudnn", "auto")) if self.has_cudnn else None
+        use_cudnn = loop_choice.check_use_cudnn(kwargs.pop("use_cudnn", "auto")) if self.has_cudnn else None
+        _check_time_major(kwargs.pop("time_major", False))
         layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGUMENTS if k in kwargs}
         cell = self.cell_class(
             units,
@@ -80,7 +81,7 @@ class FastRNN(keras.layers.RNN):
                 self.supports_jit = False  # as the built-in: cuDNN ops are not XLA ops
 
     def _runs_cudnn_on_tensorflow(self):
-        return keras.backend.backend() == "tensorflow" and cudnn_arguments_ok(self) is None and bool(visible_gpus())
+        return keras.backend.backend() == "tensorflow" and loop_choice.cudnn_arguments_ok(self) is None and bool(loop_choice.visible_gpus())
 
     # --- the fast path ---------------------------------------------------------
     def fast_path_available(self):
@@ -118,7 +119,7 @@ class FastRNN(keras.layers.RNN):
             self.cell.reset_recurrent_dropout_mask()
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        self.last_loop = choose_loop(self)
+        self.last_loop = loop_choice.choose_loop(self)
         if self.last_loop.path in ("cudnn", "builtin"):
             # The built-in's own inner loop (the next class in the MRO): its
             # cuDNN call, fed our cell's weights, which have its layout.
@@ -208,6 +209,16 @@ def activation_name(function):
     except (ValueError, TypeError):
         return None
     return name if isinstance(name, str) else None
+
+
+def _check_time_major(time_major):
+    """Keras 2 configs carry `time_major` (keras.layers no longer accepts it, so
+    the built-in cannot load them); False is Keras 3's only layout."""
+    if time_major is not False:
+        raise ValueError(
+            f"Argument `time_major` must be False (inputs are (batch, time, features)); received "
+            f"{time_major!r}. Transpose time-major inputs with keras.ops.transpose(x, (1, 0, 2))."
+        )
 
 
 def _floating(sequences, compute_dtype):

@@ -23,9 +23,10 @@ class SimpleRNNCell(RecurrentCell):
 
     gates = 1
 
-    def call(self, inputs, states, training=False):
+    def call(self, sequence, states, training=False):
+        # `sequence` is one step x_t (batch, features); Keras's SimpleRNNCell names it so.
         s_prev = states[0] if isinstance(states, (list, tuple)) else states
-        x, s_prev_dropped = self.masked_step_inputs(inputs, s_prev, training)
+        x, s_prev_dropped = self.masked_step_inputs(sequence, s_prev, training)
         pre_activation = self.project_inputs(x) + keras.ops.matmul(s_prev_dropped, self.recurrent_kernel)
         s = self.activation(pre_activation)
         return s, [s] if isinstance(states, (list, tuple)) else s
