@@ -21,9 +21,8 @@ the hand-written derivative does not cover) the layer falls back to
 
 import keras
 
-from keras_rnn_lab import _validation
+from keras_rnn_lab import _validation, loop_choice
 from keras_rnn_lab.bptt import loop
-from keras_rnn_lab import loop_choice
 
 # Arguments that belong to the layer; everything else configures the cell.
 _LAYER_ARGUMENTS = (
@@ -81,7 +80,9 @@ class FastRNN(keras.layers.RNN):
                 self.supports_jit = False  # as the built-in: cuDNN ops are not XLA ops
 
     def _runs_cudnn_on_tensorflow(self):
-        return keras.backend.backend() == "tensorflow" and loop_choice.cudnn_arguments_ok(self) is None and bool(loop_choice.visible_gpus())
+        if keras.backend.backend() != "tensorflow" or loop_choice.cudnn_arguments_ok(self) is not None:
+            return False
+        return bool(loop_choice.visible_gpus())
 
     # --- the fast path ---------------------------------------------------------
     def fast_path_available(self):

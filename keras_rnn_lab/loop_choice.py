@@ -31,8 +31,6 @@ import keras
 # that backend has it), "keras" (keras.layers.RNN's loop over our cell).
 LoopChoice = collections.namedtuple("LoopChoice", ["path", "reason"])
 
-USE_CUDNN_VALUES = ("auto", True, False)
-
 
 def visible_gpus():
     """The logical GPU devices TensorFlow sees (empty on a CPU machine)."""
@@ -83,11 +81,9 @@ def choose_loop(layer, backend=None, gpus=None):
     does: `use_cudnn=True` when cuDNN cannot run this configuration.
     """
     backend = keras.backend.backend() if backend is None else backend
-    if backend != "tensorflow":
-        if getattr(layer, "use_cudnn", False) is not False and cudnn_arguments_ok(layer) is None:
-            return LoopChoice("builtin", f"the {backend} backend: the built-in's own loop (cuDNN where it has one)")
-        return LoopChoice("keras", f"the {backend} backend: the hand-written BPTT is TensorFlow code")
     cudnn_blocker = cudnn_arguments_ok(layer)
+    if cudnn_blocker is None and backend != "tensorflow":
+        return LoopChoice("builtin", f"the {backend} backend: the built-in's own loop (cuDNN where it has one)")
     if cudnn_blocker is None:
         gpus = visible_gpus() if gpus is None else gpus
         if gpus:
@@ -98,6 +94,8 @@ def choose_loop(layer, backend=None, gpus=None):
             f"{type(layer).__name__}(use_cudnn=True) cannot run cuDNN here ({cudnn_blocker}); "
             "pass use_cudnn='auto' to fall back to a non-cuDNN loop, as with keras.layers."
         )
+    if backend != "tensorflow":
+        return LoopChoice("keras", f"the {backend} backend: the hand-written BPTT is TensorFlow code")
     why_not = layer.fast_path_available()
     if why_not is not None:
         return LoopChoice("keras", why_not)
@@ -106,6 +104,6 @@ def choose_loop(layer, backend=None, gpus=None):
 
 def check_use_cudnn(value):
     """`use_cudnn` is one of "auto", True, False (Keras's values)."""
-    if isinstance(value, str) and value == "auto" or value is True or value is False:
+    if value is True or value is False or (isinstance(value, str) and value == "auto"):
         return value
     raise ValueError(f"Argument `use_cudnn` must be one of 'auto', True, False; received {value!r}.")

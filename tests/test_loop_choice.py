@@ -64,6 +64,11 @@ def test_other_backends_get_keras_loops(make_layer, path):
         assert choice.path == path and backend in choice.reason
 
 
+def test_use_cudnn_true_on_another_backend_needs_cudnn_arguments_too():
+    with pytest.raises(ValueError, match=r"cannot run cuDNN here \(activation is not tanh\)"):
+        loop_choice.choose_loop(keras_rnn_lab.LSTM(4, use_cudnn=True, activation="relu"), backend="jax", gpus=GPU)
+
+
 def test_use_cudnn_true_without_cudnn_raises_as_the_builtin_does():
     x = np.zeros((2, 3, 4), "float32")
     with pytest.raises(ValueError, match="use_cudnn"):
