@@ -218,11 +218,19 @@ def make_optimizer(config):
         raise TypeError(f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}.")
     if not rate > 0:
         raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
-    clipnorm = check_clip("clipnorm", getattr(config, "clipnorm", None))
-    clipvalue = check_clip("clipvalue", getattr(config, "clipvalue", None))
-    if clipnorm is not None and clipvalue is not None:
-        raise ValueError(f"Pass one of `clipnorm` and `clipvalue`, not both; received clipnorm={clipnorm!r}, clipvalue={clipvalue!r}.")
+    clipnorm, clipvalue = check_clipping(getattr(config, "clipnorm", None), getattr(config, "clipvalue", None))
     return OPTIMIZERS[name](float(rate), clipnorm=clipnorm, clipvalue=clipvalue)
+
+
+def check_clipping(clipnorm, clipvalue):
+    """(clipnorm, clipvalue), each None or a finite float > 0, and not both set
+    (Keras optimizers take one)."""
+    clipnorm, clipvalue = check_clip("clipnorm", clipnorm), check_clip("clipvalue", clipvalue)
+    if clipnorm is not None and clipvalue is not None:
+        raise ValueError(
+            f"Pass one of `clipnorm` and `clipvalue`, not both; received clipnorm={clipnorm!r}, clipvalue={clipvalue!r}."
+        )
+    return clipnorm, clipvalue
 
 
 def compile_for_classes(model, optimizer, clipnorm=None):
@@ -327,14 +335,25 @@ def stream_windows(sequence, window, batch_size):
     return by_window(inputs), by_window(targets)
 
 
+def recurrent_layers(layer):
+    """Every `keras.layers.RNN` in `layer`: itself, inside nested models and
+    inside wrappers (Bidirectional's two directions, TimeDistributed's layer)."""
+    if isinstance(layer, keras.layers.RNN):
+        return [layer]
+    children = list(getattr(layer, "layers", None) or [])  # models
+    children += [getattr(layer, name) for name in ("forward_layer", "backward_layer", "layer") if hasattr(layer, name)]
+    return [rnn for child in children if isinstance(child, keras.layers.Layer) for rnn in recurrent_layers(child)]
+
+
 class ResetStates(keras.callbacks.Callback):
     """Zeroes every stateful recurrent layer's state at the start of each epoch
     and of each evaluation, so no state crosses from one pass over the streams
-    (or from training into validation) to the next."""
+    (or from training into validation) to the next.  Layers inside
+    Bidirectional and nested models count too."""
 
     def _reset(self):
-        for layer in self.model.layers:
-            if isinstance(layer, keras.layers.RNN) and layer.stateful:
+        for layer in recurrent_layers(self.model):
+            if layer.stateful:
                 layer.reset_states()
 
     def on_epoch_begin(self, epoch, logs=None):

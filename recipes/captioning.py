@@ -559,7 +559,7 @@ def teacher_forcing(caption_set, vocabulary, max_words):
 
 
 # --- the model ---------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="keras_rnn_lab")
+@keras.saving.register_keras_serializable(package="recipes.captioning")
 class CoordinateChannels(keras.layers.Layer):
     """Appends two channels, the row and the column of every pixel in [-1, 1]
     (Liu et al., 2018, "CoordConv"): where something is becomes something the
@@ -577,7 +577,7 @@ class CoordinateChannels(keras.layers.Layer):
         return (*input_shape[:-1], input_shape[-1] + 2)
 
 
-@keras.saving.register_keras_serializable(package="keras_rnn_lab")
+@keras.saving.register_keras_serializable(package="recipes.captioning")
 class Brightness(keras.layers.Layer):
     """(batch, height, width, channels) -> (batch, height, width, 1): each pixel's
     largest channel, the same for a red, a blue or a white object of equal
@@ -590,7 +590,7 @@ class Brightness(keras.layers.Layer):
         return (*input_shape[:-1], 1)
 
 
-@keras.saving.register_keras_serializable(package="keras_rnn_lab")
+@keras.saving.register_keras_serializable(package="recipes.captioning")
 class WordDropout(keras.layers.Layer):
     """In training, replaces each word the decoder reads by <unk> with probability
     `rate` (<start> and padding are kept), so the next word has to come from the
@@ -611,6 +611,12 @@ class WordDropout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+# Files saved before these layers were registered under "recipes.captioning"
+# (like every other recipe's) name them "keras_rnn_lab>NAME": keep those loading.
+for _layer_class in (CoordinateChannels, Brightness, WordDropout):
+    keras.saving.get_custom_objects()[f"keras_rnn_lab>{_layer_class.__name__}"] = _layer_class
 
 
 def build_model(config, vocabulary_size=None):

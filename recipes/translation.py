@@ -75,10 +75,12 @@ from keras_rnn_lab import decoding, export  # noqa: E402
 from keras_rnn_lab.bleu import corpus_bleu  # noqa: E402
 from keras_rnn_lab.recipe_tools import (  # noqa: E402
     add_common_arguments,
+    check_clipping,
     check_positive_int,
     check_rate,
     common_overrides,
     config_from_preset,
+    make_optimizer,
     positive_int,
     recurrent_layer,
     stop_early,
@@ -151,15 +153,7 @@ class Config(Regularisation):
             value = getattr(self, name)
             if not 0 < value < 0.5:
                 raise ValueError(f"Argument `{name}` must be in (0, 0.5); received {value!r}.")
-        for name in ("clipnorm", "clipvalue"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"Argument `{name}` must be a number > 0 or None; received {value!r}.")
-        if self.clipnorm is not None and self.clipvalue is not None:
-            raise ValueError(
-                f"Pass `clipnorm` or `clipvalue`, not both (Keras optimizers take one); received "
-                f"clipnorm={self.clipnorm!r} and clipvalue={self.clipvalue!r}."
-            )
+        check_clipping(self.clipnorm, self.clipvalue)
         for name in ("dropout", "recurrent_dropout"):
             check_rate(name, getattr(self, name))
         check_penalties(self)
@@ -412,7 +406,7 @@ def build_model(config, data):
     name = f"translation_{'bi' if config.bidirectional else ''}{config.cell}{'_attention' if config.attention else ''}"
     model = keras.Model({"source": source, "target_in": target_in}, logits, name=name)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm, clipvalue=config.clipvalue),
+        optimizer=make_optimizer(config),  # Adam at config.learning_rate, clipped by config.clipnorm / clipvalue
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )

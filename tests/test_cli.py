@@ -19,6 +19,13 @@ def test_list_names_every_recipe_module_with_its_topology(capsys):
         assert any(line.startswith(name) and topology in line for line in out.splitlines())
 
 
+def test_the_recipes_package_docstring_lists_every_recipe():
+    import recipes
+
+    listed = [line.split()[0] for line in recipes.__doc__.splitlines()[2:] if line.strip()]
+    assert listed == list(cli.RECIPES)
+
+
 def test_train_runs_the_recipe_with_its_flags_and_set_values(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--set", "embedding_dim=4",

@@ -138,6 +138,27 @@ def test_reset_states_zeroes_stateful_layers_each_epoch_and_before_validation(rn
     assert np.abs(layer.states[0].numpy()).max() > 0  # the state did move in between
 
 
+def test_reset_states_reaches_layers_inside_bidirectional_and_nested_models(rng):
+    inner = keras.Sequential([keras.Input((4, 2), batch_size=3), recipe_tools.recurrent_layer("lstm", 3, stateful=True)])
+    model = keras.Sequential([
+        keras.Input((4, 2), batch_size=3),
+        keras.layers.Bidirectional(recipe_tools.recurrent_layer("gru", 5, stateful=True, return_sequences=True)),
+        keras.layers.Dense(2),
+        inner,
+        keras.layers.Dense(1),
+    ])  # fmt: skip
+    model.compile("sgd", "mse")
+    stateful = recipe_tools.recurrent_layers(model)
+    assert len(stateful) == 3 and all(layer.stateful for layer in stateful)
+    x, y = rng.normal(size=(6, 4, 2)).astype("float32"), rng.normal(size=(6, 1)).astype("float32")
+    model.fit(x, y, batch_size=3, epochs=1, shuffle=False, verbose=0)
+    assert all(np.abs(layer.states[0].numpy()).max() > 0 for layer in stateful)  # the states moved
+    reset = recipe_tools.ResetStates()
+    reset.set_model(model)
+    reset.on_epoch_begin(1)
+    assert all(np.abs(state.numpy()).max() == 0 for layer in stateful for state in layer.states)
+
+
 @pytest.mark.parametrize("name", ["parity", "tagging", "forecast", "video_frames", "sentiment", "char_lm"])
 def test_every_recipe_config_carries_clipping_into_its_optimizer(name):
     import importlib

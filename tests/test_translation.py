@@ -219,9 +219,9 @@ def test_decoding_stops_at_the_end_token_within_the_maximum_length():
 def test_gradient_clipping_reaches_the_optimizer():
     assert untrained(clipnorm=1.5)[2].optimizer.clipnorm == 1.5
     assert untrained(clipvalue=0.25)[2].optimizer.clipvalue == 0.25
-    with pytest.raises(ValueError, match="`clipnorm` must be a number > 0 or None; received -1"):
+    with pytest.raises(ValueError, match="`clipnorm` must be None or a finite float > 0; received -1"):
         tiny_config(clipnorm=-1)
-    with pytest.raises(ValueError, match="Pass `clipnorm` or `clipvalue`, not both"):
+    with pytest.raises(ValueError, match="Pass one of `clipnorm` and `clipvalue`, not both"):
         tiny_config(clipnorm=1.0, clipvalue=1.0)
 
 
