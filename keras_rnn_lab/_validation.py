@@ -13,10 +13,7 @@ def check_positive_int(name, value):
     """`value` as an int; an error naming `name` unless it is a positive int
     (bools are rejected too)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Argument `{name}` must be a positive int; received {value!r} "
-            f"of type {type(value).__name__}."
-        )
+        raise TypeError(f"Argument `{name}` must be a positive int; received {value!r} of type {type(value).__name__}.")
     if value <= 0:
         raise ValueError(f"Argument `{name}` must be a positive int; received {value}.")
     return int(value)
@@ -31,8 +28,7 @@ def check_rate(name, rate):
     """A dropout rate must be a number in [0, 1)."""
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
         raise TypeError(
-            f"Argument `{name}` must be a float in [0, 1); received {rate!r} "
-            f"of type {type(rate).__name__}."
+            f"Argument `{name}` must be a float in [0, 1); received {rate!r} of type {type(rate).__name__}."
         )
     if not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"Argument `{name}` must be a float in [0, 1); received {rate}.")
@@ -60,8 +56,7 @@ def check_step_input_shape(layer_name, step_shape):
         )
     if step_shape[-1] is None:
         raise ValueError(
-            f"{layer_name} needs a known feature size (last axis); received "
-            f"step shape {tuple(step_shape)}."
+            f"{layer_name} needs a known feature size (last axis); received step shape {tuple(step_shape)}."
         )
 
 

@@ -257,7 +257,12 @@ def bench_model(repeats, vocabulary=2000, batch=64, steps=100, units=256):
     trains, infers = {}, {}
     for name, lstm in (("keras built-in", keras.layers.LSTM), ("keras_rnn_lab", keras_rnn_lab.LSTM)):
         model = keras.Sequential(
-            [keras.Input((steps,), dtype="int32"), keras.layers.Embedding(vocabulary, 64), lstm(units), keras.layers.Dense(1)]
+            [
+                keras.Input((steps,), dtype="int32"),
+                keras.layers.Embedding(vocabulary, 64),
+                lstm(units),
+                keras.layers.Dense(1),
+            ]
         )
         model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
         trains[name] = lambda m=model: m.train_on_batch(tokens, labels)
@@ -369,7 +374,10 @@ MATMULS_ONLY_NOTE = (
 
 
 def format_table(rows):
-    header = f"{'cell':<11} {'shape':<18} {'candidate':<15} {'train ms':>9} {'x built-in':>10} {'infer ms':>9} {'x built-in':>10}"
+    header = (
+        f"{'cell':<11} {'shape':<18} {'candidate':<15} "
+        f"{'train ms':>9} {'x built-in':>10} {'infer ms':>9} {'x built-in':>10}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         shape = r.shape if r.shape not in SHAPES else f"{r.shape} {'x'.join(map(str, SHAPES[r.shape]))}"
@@ -387,7 +395,9 @@ def _comma_list(allowed, custom=None):
         items = [item.strip() for item in text.split(",") if item.strip()]
         unknown = [item for item in items if item not in allowed and not (custom and custom(item))]
         if unknown or not items:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {sorted(allowed)}; received {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated subset of {sorted(allowed)}; received {text!r}"
+            )
         return items
 
     return parse
@@ -426,7 +436,9 @@ def main(argv=None):
         help="instead: time 1,000 generated characters (512-unit LSTM) against model.predict per character",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="instead: TensorFlow profiler breakdown of one training step per candidate"
+        "--profile",
+        action="store_true",
+        help="instead: TensorFlow profiler breakdown of one training step per candidate",
     )
     parser.add_argument("--generation-length", dest="generation_length", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--generation-units", dest="generation_units", type=int, default=512, help=argparse.SUPPRESS)

@@ -3,7 +3,7 @@
     keras-rnn-lab list                                     # recipes, topologies, what each shows
     keras-rnn-lab train parity --preset tiny               # = python -m recipes.parity --preset tiny
     keras-rnn-lab train sentiment --set dropout=0.4 --out sentiment.keras
-    keras-rnn-lab train parity --run-dir runs/parity   # config, checkpoints, logs, plots (default runs/RECIPE); rerun resumes
+    keras-rnn-lab train parity --run-dir runs/parity       # config, checkpoints, logs, plots; rerun resumes
     keras-rnn-lab evaluate sentiment --model sentiment.keras     # loss and metrics on its validation split
     keras-rnn-lab sample --model sonnets.keras --prime "From fairest" --length 300
     keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
@@ -49,19 +49,24 @@ def recipe_module(name):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="keras-rnn-lab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="keras-rnn-lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="the recipes, their topology and what each shows")
-    for command, text in (("train", "train a recipe (its own flags follow; --run-dir DIR, default runs/RECIPE)"),
-                          ("evaluate", "score a saved model on the recipe's validation data"),
-                          ("export", "export a trained recipe model as a SavedModel")):  # fmt: skip
+    for command, text in (
+        ("train", "train a recipe (its own flags follow; --run-dir DIR, default runs/RECIPE)"),
+        ("evaluate", "score a saved model on the recipe's validation data"),
+        ("export", "export a trained recipe model as a SavedModel"),
+    ):
         sub = commands.add_parser(command, help=text, add_help=False)
         sub.add_argument("recipe", choices=sorted(RECIPES), help="recipe name (see `list`)")
         sub.add_argument("rest", nargs=argparse.REMAINDER)
-    for command, text in (("sample", "generate text with a saved char_lm model"),
-                          ("tune", "hyperparameter search (python -m tuning.search)"),
-                          ("bench", "the speed benchmark (python -m keras_rnn_lab.benchmark)")):  # fmt: skip
+    for command, text in (
+        ("sample", "generate text with a saved char_lm model"),
+        ("tune", "hyperparameter search (python -m tuning.search)"),
+        ("bench", "the speed benchmark (python -m keras_rnn_lab.benchmark)"),
+    ):
         sub = commands.add_parser(command, help=text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
     with_recipe = ("train", "evaluate", "export")
@@ -102,21 +107,30 @@ def train_distributed(recipe, argv):
     from keras_rnn_lab import distributed, recipe_tools
     from tuning import hypermodels
 
-    parser = argparse.ArgumentParser(prog=f"keras-rnn-lab train {recipe}",
-                                     description="Train on several devices or machines (tf.distribute).")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog=f"keras-rnn-lab train {recipe}", description="Train on several devices or machines (tf.distribute)."
+    )
     parser.add_argument("--strategy", required=True, choices=distributed.STRATEGIES)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--epochs", type=recipe_tools.positive_int, help="epochs (default: the preset's)")
     parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
     parser.add_argument("--out", type=recipe_tools.keras_path, help="save the model here (workers beside it)")
-    parser.add_argument("--run-dir", dest="run_dir", default=os.path.join("runs", f"{recipe}-distributed"),
-                        help="metrics.csv and last.keras after every epoch (default runs/RECIPE-distributed)")  # fmt: skip
+    parser.add_argument(
+        "--run-dir",
+        dest="run_dir",
+        default=os.path.join("runs", f"{recipe}-distributed"),
+        help="metrics.csv and last.keras after every epoch (default runs/RECIPE-distributed)",
+    )
     args = parser.parse_args(argv)
     with recipe_tools.usage_errors(parser):
         if recipe not in hypermodels.HYPERMODELS:
-            raise ValueError(f"Argument `recipe`: {recipe!r} has no distributed training; choose from {sorted(hypermodels.HYPERMODELS)}.")
-        hypermodel = hypermodels.get(recipe, preset=args.preset, capacity_action="ignore",
-                                     settings=dict(args.settings or []), epochs=args.epochs)  # fmt: skip
+            raise ValueError(
+                f"Argument `recipe`: {recipe!r} has no distributed training; choose from "
+                f"{sorted(hypermodels.HYPERMODELS)}."
+            )
+        hypermodel = hypermodels.get(
+            recipe, preset=args.preset, capacity_action="ignore", settings=dict(args.settings or []), epochs=args.epochs
+        )
         strategy = distributed.make_strategy(args.strategy)
     config = hypermodel.base_config
     keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
@@ -124,9 +138,14 @@ def train_distributed(recipe, argv):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(args.run_dir, exist_ok=True)
     model, history = distributed.fit_distributed(
-        strategy, lambda: hypermodel.build_model(config), dataset, config.epochs, batch_size,
-        log_path=os.path.join(args.run_dir, "metrics.csv"), checkpoint_path=os.path.join(args.run_dir, "last.keras"),
-    )  # fmt: skip
+        strategy,
+        lambda: hypermodel.build_model(config),
+        dataset,
+        config.epochs,
+        batch_size,
+        log_path=os.path.join(args.run_dir, "metrics.csv"),
+        checkpoint_path=os.path.join(args.run_dir, "last.keras"),
+    )
     if args.out is not None:
         print(f"saved {distributed.save(model, args.out)}")
     return model, history
@@ -138,8 +157,9 @@ def evaluate(recipe, argv):
     from keras_rnn_lab import recipe_tools
     from tuning import hypermodels
 
-    parser = argparse.ArgumentParser(prog=f"keras-rnn-lab evaluate {recipe}",
-                                     description="Score a saved model on the recipe's validation data.")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog=f"keras-rnn-lab evaluate {recipe}", description="Score a saved model on the recipe's validation data."
+    )
     parser.add_argument("--model", required=True, help="a .keras file the recipe saved")
     parser.add_argument("--preset", default="default", help="the preset whose data to use (as trained)")
     parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
@@ -148,8 +168,12 @@ def evaluate(recipe, argv):
         if not os.path.isfile(args.model):
             raise ValueError(f"Argument --model: no such file {args.model!r}.")
         if recipe not in hypermodels.HYPERMODELS:
-            raise ValueError(f"Argument `recipe`: {recipe!r} has nothing to evaluate; choose from {sorted(hypermodels.HYPERMODELS)}.")
-        hypermodel = hypermodels.get(recipe, preset=args.preset, capacity_action="ignore", settings=dict(args.settings or []))
+            raise ValueError(
+                f"Argument `recipe`: {recipe!r} has nothing to evaluate; choose from {sorted(hypermodels.HYPERMODELS)}."
+            )
+        hypermodel = hypermodels.get(
+            recipe, preset=args.preset, capacity_action="ignore", settings=dict(args.settings or [])
+        )
     model = keras.saving.load_model(args.model)
     validation = hypermodel.fit_arguments(hypermodel.base_config, model)["validation_data"]
     if isinstance(validation, tuple):  # arrays: (x, y) or (x, y, sample_weight)

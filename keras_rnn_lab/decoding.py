@@ -69,7 +69,8 @@ def beam_search(step_fn, states, start_token, end_token, max_length, beam_width,
 def _check_arguments(step_fn, states, start_token, end_token, max_length):
     if not callable(step_fn):
         raise TypeError(
-            f"Argument `step_fn` must be callable (tokens, states, constants) -> (log_probs, states); received {step_fn!r}."
+            "Argument `step_fn` must be callable (tokens, states, constants) -> (log_probs, states); "
+            f"received {step_fn!r}."
         )
     if not isinstance(states, (list, tuple)) or not states:
         raise TypeError(
@@ -91,7 +92,9 @@ def _step(step_fn, tokens, states, constants):
     log_probs, new_states = step_fn(tokens, states, constants)
     new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
     if len(new_states) != len(states):
-        raise ValueError(f"`step_fn` returned {len(new_states)} states; expected {len(states)}, as many as it was given.")
+        raise ValueError(
+            f"`step_fn` returned {len(new_states)} states; expected {len(states)}, as many as it was given."
+        )
     if log_probs.shape.rank != 2:
         raise ValueError(f"`step_fn` must return log_probs of shape (batch, vocab); received shape {log_probs.shape}.")
     return log_probs, new_states
@@ -181,8 +184,12 @@ def _beam_loop(step_fn, states, constants, start_token, end_token, max_length, b
         sequences = tf.where(at_t, new_tokens[:, :, tf.newaxis], sequences)
         rows = tf.reshape(parents + tf.range(batch)[:, tf.newaxis] * width, [-1])  # (batch * width,)
         new_states = [tf.gather(state, rows) for state in new_states]
-        return (t + 1, _like(tf.reshape(new_tokens, [-1]), tokens), _like(new_states, states),
-                *_like([scores, finished, lengths, sequences], loop_shapes))  # fmt: skip
+        return (
+            t + 1,
+            _like(tf.reshape(new_tokens, [-1]), tokens),
+            _like(new_states, states),
+            *_like([scores, finished, lengths, sequences], loop_shapes),
+        )
 
     def running(t, tokens, states, scores, finished, *_):
         # Without a length penalty scores only fall, so a finished top beam has won;

@@ -51,8 +51,9 @@ def task_index():
     return int(config.get("task", {}).get("index", 0))
 
 
-def fit_distributed(strategy, build_model, dataset, epochs, global_batch_size, log_path=None, checkpoint_path=None,
-                    verbose=1):  # fmt: skip
+def fit_distributed(
+    strategy, build_model, dataset, epochs, global_batch_size, log_path=None, checkpoint_path=None, verbose=1
+):
     """Train the model `build_model()` returns (compiled) on `dataset` under
     `strategy`; returns (model, history {"loss": [per epoch]}).
 

@@ -52,7 +52,9 @@ def array_endpoint(model, output="predictions", postprocess=None, input_names=No
     `postprocess(outputs) -> dict` (e.g. logits -> labels)."""
     names = input_names or [_input_name(tensor) for tensor in model.inputs]
     if len(names) != len(model.inputs):
-        raise ValueError(f"Argument `input_names` must name the model's {len(model.inputs)} inputs; received {names!r}.")
+        raise ValueError(
+            f"Argument `input_names` must name the model's {len(model.inputs)} inputs; received {names!r}."
+        )
     specs = [
         tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=name) for tensor, name in zip(model.inputs, names)
     ]

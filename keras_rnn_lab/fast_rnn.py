@@ -145,7 +145,9 @@ class FastRNN(keras.layers.RNN):
         _validation.check_feature_size(type(self).__name__, sequences, cell.kernel)
         inputs = tf.transpose(sequences, [1, 0, 2])  # (time, batch, features)
         # (U, b) with the gate blocks in the order `recurrence` computes them.
-        projection = tuple(None if p is None else tf.convert_to_tensor(p) for p in cell.input_projection(self.gate_order))
+        projection = tuple(
+            None if p is None else tf.convert_to_tensor(p) for p in cell.input_projection(self.gate_order)
+        )
         step_mask = None
         if mask is not None:
             step_mask = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], inputs.dtype)  # (time, batch, 1)
@@ -165,14 +167,20 @@ class FastRNN(keras.layers.RNN):
         if self.return_sequences:
             outputs = h_out  # (time, batch, units)
             if step_mask is not None:
-                seen = step_mask if self.zero_output_for_mask else tf.cast(tf.cumsum(step_mask, axis=0) > 0, h_out.dtype)
+                seen = (
+                    step_mask if self.zero_output_for_mask else tf.cast(tf.cumsum(step_mask, axis=0) > 0, h_out.dtype)
+                )
                 outputs = outputs * seen
             last_output = outputs[-1]
             outputs = tf.transpose(outputs, [1, 0, 2])
         else:
             last_output = h_out  # (batch, units)
             if step_mask is not None:
-                seen = step_mask[-1] if self.zero_output_for_mask else tf.cast(tf.reduce_max(step_mask, axis=0) > 0, h_out.dtype)
+                seen = (
+                    step_mask[-1]
+                    if self.zero_output_for_mask
+                    else tf.cast(tf.reduce_max(step_mask, axis=0) > 0, h_out.dtype)
+                )
                 last_output = last_output * seen
             outputs = last_output[:, tf.newaxis]
         return last_output, outputs, final_states
@@ -241,15 +249,10 @@ def _validated_mask(layer_name, mask, sequences):
             return None
     mask = keras.ops.convert_to_tensor(mask)
     if mask.dtype not in ("bool", "int32", "int64", "uint8", "int8"):
-        raise TypeError(
-            f"{layer_name} expects a boolean `mask` of shape (batch, time); received dtype {mask.dtype}."
-        )
+        raise TypeError(f"{layer_name} expects a boolean `mask` of shape (batch, time); received dtype {mask.dtype}.")
     expected = tuple(sequences.shape[:2])
     received = tuple(mask.shape)
     shape_ok = len(received) == 2 and all(e is None or r is None or e == r for e, r in zip(expected, received))
     if not shape_ok:
-        raise ValueError(
-            f"{layer_name} expects `mask` of shape (batch, time) = {expected}; received shape {received}."
-        )
+        raise ValueError(f"{layer_name} expects `mask` of shape (batch, time) = {expected}; received shape {received}.")
     return keras.ops.cast(mask, "bool")
-

@@ -36,8 +36,8 @@ def _char_model_parts(model):
 class TextGenerator:
     """Compiled sampler for a character model (see the module docstring).
 
-        generator = TextGenerator(model)
-        texts = generator("From fairest", length=500, temperature=0.8, seed=1, samples=3)
+    generator = TextGenerator(model)
+    texts = generator("From fairest", length=500, temperature=0.8, seed=1, samples=3)
     """
 
     def __init__(self, model):

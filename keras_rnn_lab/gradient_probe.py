@@ -129,7 +129,8 @@ def probe_gradients(target, inputs, loss=None, jacobians=True):
         value = loss(_apply_head(layer, after, outputs))
     input_gradients, state_grads = tape.gradient(value, [sequence, probes])
     state_gradients = {
-        name: np.transpose(g.numpy(), (1, 0, 2)) for name, g in zip(names, state_grads)  # (batch, T, size)
+        name: np.transpose(g.numpy(), (1, 0, 2))
+        for name, g in zip(names, state_grads)  # (batch, T, size)
     }
     step_norms = products = np.full(steps, np.nan)
     if jacobians:
@@ -196,4 +197,6 @@ def _check_layer(layer):
     if layer.go_backwards:
         raise ValueError(f"probe_gradients steps forward in time; received {layer.name!r} with go_backwards=True.")
     if layer.return_state:
-        raise ValueError(f"probe_gradients needs a layer without return_state; received {layer.name!r} with return_state=True.")
+        raise ValueError(
+            f"probe_gradients needs a layer without return_state; received {layer.name!r} with return_state=True."
+        )

@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from keras_rnn_lab.cell_base import RecurrentCell
 from keras_rnn_lab import _validation
+from keras_rnn_lab.cell_base import RecurrentCell
 
 UPDATE_CONVENTIONS = ("keras", "lecture")
 
@@ -46,8 +46,7 @@ class GRUCell(RecurrentCell):
         self.reset_after = bool(reset_after)
         if update_convention not in UPDATE_CONVENTIONS:
             raise ValueError(
-                f"Argument `update_convention` must be one of {UPDATE_CONVENTIONS}; "
-                f"received {update_convention!r}."
+                f"Argument `update_convention` must be one of {UPDATE_CONVENTIONS}; received {update_convention!r}."
             )
         self.update_convention = update_convention
 

@@ -73,9 +73,13 @@ def add_common_arguments(parser, presets):
     clipping.add_argument("--clipvalue", type=positive_float, help="clip every gradient entry to [-v, v]")
     parser.add_argument("--out", type=keras_path, help="save the trained model (.keras) here")
     parser.add_argument(
-        "--set", dest="settings", type=setting, action="append", metavar="KEY=VALUE",
+        "--set",
+        dest="settings",
+        type=setting,
+        action="append",
+        metavar="KEY=VALUE",
         help="any Config field, e.g. --set dropout=0.2 --set filters=(8,16) (repeatable; flags win)",
-    )  # fmt: skip
+    )
     return parser
 
 
@@ -196,7 +200,9 @@ def check_clip(name, value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Argument `{name}` must be None or a positive float; received {value!r} of type {type(value).__name__}.")
+        raise TypeError(
+            f"Argument `{name}` must be None or a positive float; received {value!r} of type {type(value).__name__}."
+        )
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"Argument `{name}` must be None or a finite float > 0; received {value!r}.")
     return float(value)
@@ -215,7 +221,9 @@ def make_optimizer(config):
         raise ValueError(f"Argument `optimizer` must be one of {sorted(OPTIMIZERS)}; received {name!r}.")
     rate = config.learning_rate
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}.")
+        raise TypeError(
+            f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
+        )
     if not rate > 0:
         raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
     clipnorm, clipvalue = check_clipping(getattr(config, "clipnorm", None), getattr(config, "clipvalue", None))
@@ -228,7 +236,8 @@ def check_clipping(clipnorm, clipvalue):
     clipnorm, clipvalue = check_clip("clipnorm", clipnorm), check_clip("clipvalue", clipvalue)
     if clipnorm is not None and clipvalue is not None:
         raise ValueError(
-            f"Pass one of `clipnorm` and `clipvalue`, not both; received clipnorm={clipnorm!r}, clipvalue={clipvalue!r}."
+            f"Pass one of `clipnorm` and `clipvalue`, not both; received clipnorm={clipnorm!r}, "
+            f"clipvalue={clipvalue!r}."
         )
     return clipnorm, clipvalue
 
@@ -243,7 +252,9 @@ def compile_for_classes(model, optimizer, clipnorm=None):
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         optimizer = keras.optimizers.Adam(optimizer, clipnorm=check_clip("clipnorm", clipnorm))
     elif clipnorm is not None:
-        raise ValueError(f"Pass `clipnorm` in the optimizer, not beside it; received clipnorm={clipnorm!r} and {optimizer!r}.")
+        raise ValueError(
+            f"Pass `clipnorm` in the optimizer, not beside it; received clipnorm={clipnorm!r} and {optimizer!r}."
+        )
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -266,7 +277,9 @@ class ForgetGateBias(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         if len(shape) != 1 or shape[0] % 4:
-            raise ValueError(f"ForgetGateBias initializes an LSTM bias of shape (4*units,); received shape {tuple(shape)}.")
+            raise ValueError(
+                f"ForgetGateBias initializes an LSTM bias of shape (4*units,); received shape {tuple(shape)}."
+            )
         units = shape[0] // 4
         bias = np.zeros(shape, dtype="float32")
         bias[units : 2 * units] = self.value
@@ -298,7 +311,9 @@ def initialisation(cell, scheme="keras", forget_bias=None, seed=None):
         kwargs["recurrent_initializer"] = keras.initializers.RandomNormal(stddev=LECTURE_STDDEV, seed=seeds[1])
     if forget_bias is not None:
         if cell != "lstm":
-            raise ValueError(f"Argument `forget_bias` applies to the LSTM only; received cell={cell!r}, forget_bias={forget_bias!r}.")
+            raise ValueError(
+                f"Argument `forget_bias` applies to the LSTM only; received cell={cell!r}, forget_bias={forget_bias!r}."
+            )
         kwargs["unit_forget_bias"] = False
         kwargs["bias_initializer"] = ForgetGateBias(forget_bias)
     return kwargs

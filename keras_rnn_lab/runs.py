@@ -36,7 +36,9 @@ class RunDirectory:
 
     def __init__(self, path):
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"Argument `path` must be a directory path; received {path!r} of type {type(path).__name__}.")
+            raise TypeError(
+                f"Argument `path` must be a directory path; received {path!r} of type {type(path).__name__}."
+            )
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
 
@@ -131,8 +133,17 @@ def _forward(name):
     return forward
 
 
-for _hook in ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
-              "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end"):  # fmt: skip
+for _hook in (
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+):
     setattr(RunRecorder, _hook, _forward(_hook))
 
 
@@ -141,7 +152,9 @@ def read_metrics(path):
     run's rows follow the killed run's)."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})}
+    return {
+        key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})
+    }
 
 
 def overfitting_epoch(losses, val_losses):
@@ -175,7 +188,9 @@ def plot_losses(metrics_path, png_path):
         axes.plot(epochs, metrics["val_loss"], marker="o", label="validation loss")
         start = overfitting_epoch(metrics["loss"], metrics["val_loss"])
         if start is not None:
-            axes.axvline(epochs[start], color="grey", linestyle="--", label=f"overfitting begins after epoch {epochs[start]}")
+            axes.axvline(
+                epochs[start], color="grey", linestyle="--", label=f"overfitting begins after epoch {epochs[start]}"
+            )
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss")
     axes.legend()

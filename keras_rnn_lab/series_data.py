@@ -139,7 +139,9 @@ class Standardizer:
         """Fit on `values` (rows, columns): pass the training period only."""
         values = np.asarray(values, dtype="float64")
         if values.ndim != 2 or len(values) == 0:
-            raise ValueError(f"Argument `values` must be a non-empty (rows, columns) array; received shape {values.shape}.")
+            raise ValueError(
+                f"Argument `values` must be a non-empty (rows, columns) array; received shape {values.shape}."
+            )
         std = values.std(axis=0)
         # A column constant over the training period carries no information there;
         # dividing by 1 keeps it finite instead of dividing by zero.
@@ -180,4 +182,3 @@ def hour_of_day(times):
 def day_of_year(times):
     """(n,) day 0-365 of datetime64 `times` (0 = 1 January)."""
     return (times.astype("datetime64[D]") - times.astype("datetime64[Y]")).astype(int)
-

@@ -144,8 +144,8 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     RECURRENT_LAYERS,
     add_common_arguments,
     check_clip,
-    check_rate,
     check_positive_int,
+    check_rate,
     common_overrides,
     config_from_preset,
     make_optimizer,
@@ -255,7 +255,8 @@ class Config(Regularisation):
             )
         if self.images_dir is not None and self.tfds_name is not None:
             raise ValueError(
-                f"Pass either `images_dir`/`captions_file` or `tfds_name`, not both; received tfds_name={self.tfds_name!r}."
+                "Pass either `images_dir`/`captions_file` or `tfds_name`, not both; received "
+                f"tfds_name={self.tfds_name!r}."
             )
         if self.source == "shapes" and self.image_size < 50:
             raise ValueError(
@@ -445,7 +446,8 @@ def read_caption_file(path):
             continue  # blank line
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise ValueError(
-                f"Argument `captions_file`: line {number} of {str(path)!r} must be `image<TAB>caption` (or `image,caption` "
+                f"Argument `captions_file`: line {number} of {str(path)!r} must be `image<TAB>caption` (or "
+                "`image,caption` "
                 f"under an `image,caption` header) with both parts non-empty; received {','.join(row)[:80]!r}."
             )
         name = re.sub(r"#\d+$", "", row[0].strip())
@@ -507,7 +509,8 @@ def load_tfds_captions(name, data_dir=None, image_size=64, max_images=None):
     for example in tfds.as_numpy(dataset):
         if "image" not in example or "captions" not in example or "text" not in example["captions"]:
             raise ValueError(
-                f"Argument `tfds_name`: {name!r} examples must have 'image' and 'captions' with 'text' (like coco_captions); "
+                f"Argument `tfds_name`: {name!r} examples must have 'image' and 'captions' with 'text' (like "
+                "coco_captions); "
                 f"received keys {sorted(example)}."
             )
         texts = [t.decode("utf-8") for t in example["captions"]["text"] if tokenize(t.decode("utf-8"))]
@@ -620,7 +623,8 @@ for _layer_class in (CoordinateChannels, Brightness, WordDropout):
 
 
 def build_model(config, vocabulary_size=None):
-    """{"image" (batch, size, size, 3) uint8, "words" (batch, time) int32} -> logits (batch, time, vocabulary), compiled.
+    """{"image" (batch, size, size, 3) uint8, "words" (batch, time) int32} -> logits (batch, time, vocabulary),
+    compiled.
 
     vocabulary_size: None for the shapes world's (fixed) vocabulary.
     """
@@ -998,7 +1002,9 @@ def serving_endpoints(model, vocabulary=None, beam_width=3, max_length=SERVED_MA
             if width == 1:
                 tokens, lengths = greedy_decode(captioner.step, states, START, END, max_length, constants=constants)
             else:
-                tokens, lengths, _ = beam_search(captioner.step, states, START, END, max_length, width, constants=constants)
+                tokens, lengths, _ = beam_search(
+                    captioner.step, states, START, END, max_length, width, constants=constants
+                )
             positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
             keep = (positions < lengths[:, tf.newaxis]) & (tokens != END) & (tokens != PAD)
             text = tf.ragged.boolean_mask(tf.gather(words, tokens), keep)
@@ -1014,7 +1020,9 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.captioning", keras.saving.load_model, serving_endpoints)
+        return export.export_command(
+            argv[1:], "python -m recipes.captioning", keras.saving.load_model, serving_endpoints
+        )
     parser = argparse.ArgumentParser(
         prog="python -m recipes.captioning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -1043,7 +1051,8 @@ def main(argv=None):
     parser.add_argument("--grid", dest="grid_path", help="PNG of captioned test images (default: captioning_grid.png)")
     args = parser.parse_args(argv)
     flags = (
-        "attention colour_blind_cnn word_dropout beam_width train_scenes images_dir captions_file tfds_name tfds_data_dir max_images grid_path"
+        "attention colour_blind_cnn word_dropout beam_width train_scenes images_dir captions_file tfds_name "
+        "tfds_data_dir max_images grid_path"
     ).split()
     with usage_errors(parser):  # bad values and bad files stop the command before any training
         config = config_from_preset(

@@ -69,12 +69,34 @@ class Config(regularization.Regularisation):
 
 
 PRESETS = {
-    "hello": dict(text=HELLO_TEXT, units=16, embedding_dim=8, dropout=0.0, output_dropout=0.0, window=5, stride=1, batch_size=16,
-                  epochs=40, learning_rate=1e-2, validation_fraction=0.0, sample_every=0, sample_prime="h"),
-    "tiny": dict(max_characters=3000, units=32, embedding_dim=8, window=20, stride=5, batch_size=32, epochs=3,
-                 learning_rate=1e-2, sample_every=0),
+    "hello": dict(
+        text=HELLO_TEXT,
+        units=16,
+        embedding_dim=8,
+        dropout=0.0,
+        output_dropout=0.0,
+        window=5,
+        stride=1,
+        batch_size=16,
+        epochs=40,
+        learning_rate=1e-2,
+        validation_fraction=0.0,
+        sample_every=0,
+        sample_prime="h",
+    ),
+    "tiny": dict(
+        max_characters=3000,
+        units=32,
+        embedding_dim=8,
+        window=20,
+        stride=5,
+        batch_size=32,
+        epochs=3,
+        learning_rate=1e-2,
+        sample_every=0,
+    ),
     "default": {},
-}  # fmt: skip
+}
 
 
 def config_for(preset, **overrides):
@@ -119,7 +141,12 @@ def build_model(config, vocabulary, stateful=False):
         characters = keras.Input((None,), dtype="string", name="characters")
     x = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, name="embedding")(lookup(characters))
     x = recipe_tools.recurrent_layer(
-        config.cell, config.units, builtin=config.builtin, return_sequences=True, stateful=stateful, name="recurrent",
+        config.cell,
+        config.units,
+        builtin=config.builtin,
+        return_sequences=True,
+        stateful=stateful,
+        name="recurrent",
         **regularization.layer_regularisation(config),
     )(x)
     x = keras.layers.Dropout(config.output_dropout, seed=config.seed)(x)
@@ -150,7 +177,9 @@ def windows_dataset(model, text, config, shuffle):
     """Batches of (window characters, next-character ids) of `text`, reshuffled
     every epoch (seeded) when `shuffle`; the ids come from `model`'s own lookup."""
     lookup = model.get_layer("char_lookup")
-    windows = text_data.char_windows(text, config.window, config.stride, config.batch_size, config.seed if shuffle else None)
+    windows = text_data.char_windows(
+        text, config.window, config.stride, config.batch_size, config.seed if shuffle else None
+    )
     return windows.map(lambda chars, next_chars: (chars, lookup(next_chars)), num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -158,7 +187,9 @@ def _stream_dataset(model, text, config):
     """Consecutive windows for truncated BPTT, in order (see recipe_tools.stream_windows)."""
     lookup = model.get_layer("char_lookup")
     inputs, targets = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
-    return tf.data.Dataset.from_tensor_slices((inputs, targets)).map(lambda chars, next_chars: (chars, lookup(next_chars)))
+    return tf.data.Dataset.from_tensor_slices((inputs, targets)).map(
+        lambda chars, next_chars: (chars, lookup(next_chars))
+    )
 
 
 def train(config, out=None):
@@ -197,8 +228,10 @@ def _train_truncated(config, model, vocabulary, train_text, validation_text, out
     if len(validation_text) > config.batch_size * config.window:
         validation_ds = _stream_dataset(stateful, validation_text, config)
     elif validation_text:
-        print(f"tbptt: the validation text ({len(validation_text)} characters) fills no window of every one of "
-              f"{config.batch_size} streams; monitoring the training loss instead.")  # fmt: skip
+        print(
+            f"tbptt: the validation text ({len(validation_text)} characters) fills no window of every one of "
+            f"{config.batch_size} streams; monitoring the training loss instead."
+        )
     monitor = "val_loss" if validation_ds is not None else "loss"
     callbacks = [
         recipe_tools.ResetStates(),  # a fresh state each epoch and before validation
@@ -266,8 +299,9 @@ def main(argv=None):
         return _sample_command(argv[1:])
     if argv[:1] == ["export"]:
         return export.export_command(argv[1:], "python -m recipes.char_lm", load, serving_endpoints)
-    parser = argparse.ArgumentParser(prog="python -m recipes.char_lm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.char_lm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     recipe_tools.add_common_arguments(parser, PRESETS)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--text", dest="text_path", help="train on this UTF-8 text file")
@@ -278,9 +312,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with recipe_tools.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
         config = config_for(
-            args.preset, text_path=args.text_path, tfds_name=args.tfds_name, tbptt=args.tbptt,
+            args.preset,
+            text_path=args.text_path,
+            tfds_name=args.tfds_name,
+            tbptt=args.tbptt,
             **recipe_tools.common_overrides(args),
-        )  # fmt: skip
+        )
     if config.text_path or config.tfds_name:
         config = dataclasses.replace(config, text=None)
     model, history = train(config, out=args.out)

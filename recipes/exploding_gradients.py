@@ -67,7 +67,9 @@ class Config:
         for name in ("units", "steps", "train_size", "validation_size", "epochs", "batch_size", "patience"):
             check_positive_int(name, getattr(self, name))
         if not (isinstance(self.recurrent_stddev, (int, float)) and self.recurrent_stddev > 0):
-            raise ValueError(f"Argument `recurrent_stddev` must be a positive float; received {self.recurrent_stddev!r}.")
+            raise ValueError(
+                f"Argument `recurrent_stddev` must be a positive float; received {self.recurrent_stddev!r}."
+            )
 
 
 PRESETS = {
@@ -131,8 +133,11 @@ def describe(name, history):
 
 def main(argv=None):
     """Train without clipping, then with (--clipnorm, default 1, or --clipvalue); print both."""
-    parser = argparse.ArgumentParser(prog="python -m recipes.exploding_gradients", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.exploding_gradients",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common_arguments(parser, PRESETS)
     args = parser.parse_args(argv)
     if args.out is not None:

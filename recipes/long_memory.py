@@ -117,11 +117,25 @@ class Config:
         if self.cell not in RECURRENT_LAYERS:
             raise ValueError(f"Argument `cell` must be one of {sorted(RECURRENT_LAYERS)}; received {self.cell!r}.")
         if self.forget_bias is not None and self.cell != "lstm":
-            raise ValueError(f"Argument `forget_bias` applies to the LSTM only; received cell={self.cell!r}, forget_bias={self.forget_bias!r}.")
-        for name in ("length", "units", "embedding_dim", "train_size", "validation_size", "epochs", "batch_size", "patience"):
+            raise ValueError(
+                f"Argument `forget_bias` applies to the LSTM only; received cell={self.cell!r}, "
+                f"forget_bias={self.forget_bias!r}."
+            )
+        for name in (
+            "length",
+            "units",
+            "embedding_dim",
+            "train_size",
+            "validation_size",
+            "epochs",
+            "batch_size",
+            "patience",
+        ):
             check_positive_int(name, getattr(self, name))
         if self.task == "adding" and self.length < 2:
-            raise ValueError(f"Argument `length` must be >= 2 for the adding problem (two marked steps); received {self.length}.")
+            raise ValueError(
+                f"Argument `length` must be >= 2 for the adding problem (two marked steps); received {self.length}."
+            )
 
     @property
     def label(self):
@@ -263,8 +277,19 @@ def grid(preset, tasks, lengths, cells, inits, forget_biases, seeds=None, **over
                     for bias in forget_biases if cell == "lstm" else (None,):
                         for seed in seeds or (overrides.get("seed"),):
                             seeded = {**overrides, "seed": seed}
-                            configs.append(config_from_preset(Config, PRESETS, preset, task=task, length=length, cell=cell,
-                                                              init=init, forget_bias=bias, **seeded))  # fmt: skip
+                            configs.append(
+                                config_from_preset(
+                                    Config,
+                                    PRESETS,
+                                    preset,
+                                    task=task,
+                                    length=length,
+                                    cell=cell,
+                                    init=init,
+                                    forget_bias=bias,
+                                    **seeded,
+                                )
+                            )
     return configs
 
 
@@ -331,11 +356,21 @@ def plot(records, path):
         rows = {key: float(np.median(list(by_seed.values()))) for key, by_seed in runs.items()}
         for label in dict.fromkeys(label for label, _ in rows):
             points = sorted((n, a) for (lab, n), a in rows.items() if lab == label)
-            axis.plot([n for n, _ in points], [100 * a for _, a in points], marker="o", label=label,
-                      linestyle="--" if label.endswith("lecture") else "-")  # fmt: skip
+            axis.plot(
+                [n for n, _ in points],
+                [100 * a for _, a in points],
+                marker="o",
+                label=label,
+                linestyle="--" if label.endswith("lecture") else "-",
+            )
         axis.axhline(50 if task == "distractor" else 8, color="grey", linewidth=0.8, linestyle=":")
-        axis.set(xscale="log", xlabel="L (steps between the information and the answer)", ylabel="accuracy (%)",
-                 title=task, ylim=(0, 102))  # fmt: skip
+        axis.set(
+            xscale="log",
+            xlabel="L (steps between the information and the answer)",
+            ylabel="accuracy (%)",
+            title=task,
+            ylim=(0, 102),
+        )
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -345,17 +380,38 @@ def plot(records, path):
 
 def main(argv=None):
     """Run the grid, printing each row as it finishes; then the table and the plot."""
-    parser = argparse.ArgumentParser(prog="python -m recipes.long_memory", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.long_memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_arguments(parser, PRESETS)
-    parser.add_argument("--tasks", type=_choices(TASKS), default=["distractor"], help="comma-separated: distractor,adding")
-    parser.add_argument("--lengths", type=_ints, default=list(LENGTHS), help="comma-separated L values (default 10,50,100,200,500)")
-    parser.add_argument("--cells", type=_choices(tuple(RECURRENT_LAYERS)), help="comma-separated cells (default all three)")
+    parser.add_argument(
+        "--tasks", type=_choices(TASKS), default=["distractor"], help="comma-separated: distractor,adding"
+    )
+    parser.add_argument(
+        "--lengths", type=_ints, default=list(LENGTHS), help="comma-separated L values (default 10,50,100,200,500)"
+    )
+    parser.add_argument(
+        "--cells", type=_choices(tuple(RECURRENT_LAYERS)), help="comma-separated cells (default all three)"
+    )
     parser.add_argument("--inits", type=_choices(INITIALISATIONS), default=list(INITIALISATIONS), help="lecture,keras")
-    parser.add_argument("--forget-biases", dest="forget_biases", type=_floats, default=list(FORGET_BIASES), help="LSTM forget-gate biases (default 1,3)")
-    parser.add_argument("--seeds", type=_ints_from_zero, help="comma-separated seeds: every configuration once per seed; "
-                        "the table shows the median and how many runs solved the task")
-    parser.add_argument("--patience", type=positive_int, help="epochs without +0.01 validation accuracy before giving up (default 15: never early)")
+    parser.add_argument(
+        "--forget-biases",
+        dest="forget_biases",
+        type=_floats,
+        default=list(FORGET_BIASES),
+        help="LSTM forget-gate biases (default 1,3)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_ints_from_zero,
+        help="comma-separated seeds: every configuration once per seed; "
+        "the table shows the median and how many runs solved the task",
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        help="epochs without +0.01 validation accuracy before giving up (default 15: never early)",
+    )
     parser.add_argument("--plot", default="long_memory.png", help="PNG of accuracy against L")
     parser.add_argument("--log", help="append every run's result to this JSON-lines file; its runs join the table")
     args = parser.parse_args(argv)
@@ -365,14 +421,20 @@ def main(argv=None):
     cells = args.cells or ([overrides.pop("cell")] if overrides["cell"] else ["simple_rnn", "lstm", "gru"])
     overrides.pop("cell", None)
     with usage_errors(parser):  # every Config first: a bad value stops the command before any training
-        configs = grid(args.preset, args.tasks, args.lengths, cells, args.inits, args.forget_biases, args.seeds, **overrides)
+        configs = grid(
+            args.preset, args.tasks, args.lengths, cells, args.inits, args.forget_biases, args.seeds, **overrides
+        )
     records = _read_log(args.log)
     for config in configs:
         result = train(config)
         record = result.record()
         records.append(record)
-        print(f"{config.task:<10} L={config.length:<4} {config.label:<20} seed {config.seed:<3} {100 * result.accuracy:6.1f}%  "
-              f"{result.epochs:>2} epochs {result.seconds:7.1f} s", flush=True)  # fmt: skip
+        print(
+            f"{config.task:<10} L={config.length:<4} {config.label:<20} seed {config.seed:<3} "
+            f"{100 * result.accuracy:6.1f}%  "
+            f"{result.epochs:>2} epochs {result.seconds:7.1f} s",
+            flush=True,
+        )
         if args.log:
             with open(args.log, "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
@@ -404,7 +466,9 @@ def _ints(text):
     try:
         values = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 10,100; received {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive ints such as 10,100; received {text!r}"
+        ) from None
     if any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 10,100; received {text!r}")
     return values

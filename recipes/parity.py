@@ -96,7 +96,9 @@ class Config(Regularisation):
             setattr(self, name, check_lengths(name, getattr(self, name)))
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-            raise TypeError(f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}.")
+            raise TypeError(
+                f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
+            )
         if not rate > 0:
             raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
         for name in ("clipnorm", "clipvalue"):
@@ -253,7 +255,11 @@ def format_table(results):
         ("medium", f"{config.medium_lengths[0]}-{config.medium_lengths[1]}"),
         ("long", f"{config.long_lengths[0]}-{config.long_lengths[1]}"),
     ]
-    header = f"{'cell':<10} {'seed':>4} " + " ".join(f"{title:>13}" for _, title in columns) + f" {'epochs':>6} {'seconds':>7}"
+    header = (
+        f"{'cell':<10} {'seed':>4} "
+        + " ".join(f"{title:>13}" for _, title in columns)
+        + f" {'epochs':>6} {'seconds':>7}"
+    )
     lines = [header, "-" * len(header)]
     for result in results:
         cells = " ".join(f"{100 * result.accuracy[name]:>12.2f}%" for name, _ in columns)
@@ -261,7 +267,10 @@ def format_table(results):
         lines.append(f"{result.config.cell:<10} {result.config.seed:>4} {cells} {epochs:>6} {result.seconds:>7.1f}")
     if len(results) > 1:
         worst = " ".join(f"{100 * min(r.accuracy[name] for r in results):>12.2f}%" for name, _ in columns)
-        lines.append(f"{'worst':<15} {worst} {max(len(r.history['loss']) for r in results):>6} {max(r.seconds for r in results):>7.1f}")
+        lines.append(
+            f"{'worst':<15} {worst} {max(len(r.history['loss']) for r in results):>6} "
+            f"{max(r.seconds for r in results):>7.1f}"
+        )
     return "\n".join(lines)
 
 

@@ -101,7 +101,16 @@ class Config(regularization.Regularisation):
     seed: int = 0  # weights, split and shuffling
 
     def __post_init__(self):
-        counts = ("layers", "units", "embedding_dim", "max_tokens", "sequence_length", "batch_size", "epochs", "patience")
+        counts = (
+            "layers",
+            "units",
+            "embedding_dim",
+            "max_tokens",
+            "sequence_length",
+            "batch_size",
+            "epochs",
+            "patience",
+        )
         for name in counts:
             recipe_tools.check_positive_int(name, getattr(self, name))
         if self.max_examples is not None:
@@ -121,11 +130,22 @@ class Config(regularization.Regularisation):
 # Overrides of Config's defaults.  `tiny` is for tests: 2,000 snippets and a
 # small model learn in seconds; bidirectional so tests cover the backward masking.
 PRESETS = {
-    "tiny": dict(max_examples=2000, max_tokens=2000, sequence_length=30, embedding_dim=16, units=16,
-                 embedding_dropout=0.1, dropout=0.0, output_dropout=0.1, batch_size=32, epochs=4,
-                 learning_rate=3e-3, patience=3),
+    "tiny": dict(
+        max_examples=2000,
+        max_tokens=2000,
+        sequence_length=30,
+        embedding_dim=16,
+        units=16,
+        embedding_dropout=0.1,
+        dropout=0.0,
+        output_dropout=0.1,
+        batch_size=32,
+        epochs=4,
+        learning_rate=3e-3,
+        patience=3,
+    ),
     "default": {},
-}  # fmt: skip
+}
 
 
 def config_for(preset, **overrides):
@@ -224,7 +244,9 @@ def _read_rows(binary, text_column, label_column, drop_values, source):
         columns = list(reader.fieldnames or [])
         for argument, column in (("text_column", text_column), ("label_column", label_column)):
             if column not in columns:
-                raise ValueError(f"Argument `{argument}`: no column {column!r} in {source!r}; its columns are {columns}.")
+                raise ValueError(
+                    f"Argument `{argument}`: no column {column!r} in {source!r}; its columns are {columns}."
+                )
         rows = []
         for row in reader:
             value = (row[label_column] or "").strip()  # a short row gives None
@@ -255,7 +277,12 @@ def _load_tfds(config):
     data_dir = config.data_dir or text_data.default_data_dir()
     try:
         (train, test), info = tfds.load(
-            config.tfds_name, split=["train", "test"], data_dir=data_dir, download=False, as_supervised=True, with_info=True
+            config.tfds_name,
+            split=["train", "test"],
+            data_dir=data_dir,
+            download=False,
+            as_supervised=True,
+            with_info=True,
         )
     except Exception as err:  # TFDS raises several types for "not prepared here"
         raise ValueError(
@@ -285,7 +312,9 @@ def _tfds_arrays(dataset, name):
         labels.append(int(label))
     unexpected = sorted(set(labels) - {0, 1})
     if unexpected:
-        raise ValueError(f"Argument `tfds_name`: {name!r} has labels {unexpected} besides 0 and 1; expected binary labels.")
+        raise ValueError(
+            f"Argument `tfds_name`: {name!r} has labels {unexpected} besides 0 and 1; expected binary labels."
+        )
     return np.array(texts, dtype=object), np.array(labels, dtype="int32")
 
 
@@ -363,10 +392,17 @@ def build_model(config, vocabulary, baseline=False):
     """
     strings = keras.Input(shape=(), dtype="string", name="text")  # (batch,)
     vectorizer = keras.layers.TextVectorization(
-        max_tokens=config.max_tokens, output_sequence_length=config.sequence_length, vocabulary=vocabulary, name="vectorizer"
+        max_tokens=config.max_tokens,
+        output_sequence_length=config.sequence_length,
+        vocabulary=vocabulary,
+        name="vectorizer",
     )
-    classifier = _average_classifier(config, len(vocabulary)) if baseline else _recurrent_classifier(config, len(vocabulary))
-    model = keras.Model(strings, classifier(vectorizer(strings)), name=classifier.name.replace("classifier", "sentiment"))
+    classifier = (
+        _average_classifier(config, len(vocabulary)) if baseline else _recurrent_classifier(config, len(vocabulary))
+    )
+    model = keras.Model(
+        strings, classifier(vectorizer(strings)), name=classifier.name.replace("classifier", "sentiment")
+    )
     return recipe_tools.compile_for_classes(model, recipe_tools.make_optimizer(config))
 
 
@@ -545,9 +581,12 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.sentiment", keras.saving.load_model, serving_endpoints)
-    parser = argparse.ArgumentParser(prog="python -m recipes.sentiment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        return export.export_command(
+            argv[1:], "python -m recipes.sentiment", keras.saving.load_model, serving_endpoints
+        )
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.sentiment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     recipe_tools.add_common_arguments(parser, PRESETS)
     parser.add_argument(
         "--bidirectional", action=argparse.BooleanOptionalAction, help="read both ways (default: the preset's)"

@@ -134,8 +134,20 @@ class Config(Regularisation):
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("units", "embedding_dim", "number_range", "train_size", "validation_size", "test_size", "max_vocabulary",
-                     "epochs", "patience", "batch_size", "beam_width", "eval_batch_size"):  # fmt: skip
+        for name in (
+            "units",
+            "embedding_dim",
+            "number_range",
+            "train_size",
+            "validation_size",
+            "test_size",
+            "max_vocabulary",
+            "epochs",
+            "patience",
+            "batch_size",
+            "beam_width",
+            "eval_batch_size",
+        ):
             check_positive_int(name, getattr(self, name))
         if self.max_pairs is not None:
             check_positive_int("max_pairs", self.max_pairs)
@@ -145,8 +157,11 @@ class Config(Regularisation):
             )
         if self.split not in NUMBER_SPLITS:
             raise ValueError(f"Argument `split` must be one of {list(NUMBER_SPLITS)}; received {self.split!r}.")
-        sources = {k: v for k, v in (("tsv_path", self.tsv_path), ("trans_path", self.trans_path),
-                                     ("tfds_name", self.tfds_name)) if v is not None}  # fmt: skip
+        sources = {
+            k: v
+            for k, v in (("tsv_path", self.tsv_path), ("trans_path", self.trans_path), ("tfds_name", self.tfds_name))
+            if v is not None
+        }
         if len(sources) > 1:
             raise ValueError(f"Pass at most one of `tsv_path`, `trans_path`, `tfds_name`; received {sources}.")
         for name in ("validation_fraction", "test_fraction"):
@@ -164,10 +179,21 @@ class Config(Regularisation):
 PRESETS = {
     # Tests: 800 numbers below 1,000, a small model, small batches at a high learning rate;
     # about 10 s (with attention, every validation word right after ~10 epochs).
-    "tiny": dict(number_range=1_000, units=64, embedding_dim=32, train_size=800, validation_size=100, test_size=100,
-                 epochs=12, patience=12, batch_size=16, learning_rate=1e-2, beam_width=3),
+    "tiny": dict(
+        number_range=1_000,
+        units=64,
+        embedding_dim=32,
+        train_size=800,
+        validation_size=100,
+        test_size=100,
+        epochs=12,
+        patience=12,
+        batch_size=16,
+        learning_rate=1e-2,
+        beam_width=3,
+    ),
     "default": {},
-}  # fmt: skip
+}
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -229,8 +255,7 @@ def read_tsv(path):
         columns = line.split("\t")
         if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
             raise ValueError(
-                f"{path}, line {number}: expected source<TAB>target (more columns are ignored); "
-                f"received {line[:80]!r}."
+                f"{path}, line {number}: expected source<TAB>target (more columns are ignored); received {line[:80]!r}."
             )
         pairs.append((columns[0], columns[1]))
     return _unzipped(pairs, path)
@@ -318,8 +343,11 @@ def shuffled_splits(sources, targets, config):
     n_test, n_validation = round(n * config.test_fraction), round(n * config.validation_fraction)
     if min(n_test, n_validation, n - n_test - n_validation) < 1:
         raise ValueError(f"Only {n} sentence pairs: too few to split into train, validation and test.")
-    cuts = {"test": order[:n_test], "validation": order[n_test : n_test + n_validation],
-            "train": order[n_test + n_validation :]}  # fmt: skip
+    cuts = {
+        "test": order[:n_test],
+        "validation": order[n_test : n_test + n_validation],
+        "train": order[n_test + n_validation :],
+    }
     return {split: ([sources[i] for i in cuts[split]], [targets[i] for i in cuts[split]]) for split in SPLITS}
 
 
@@ -351,8 +379,10 @@ def load_data(config):
         pairs = {split: number_pairs(numbers[split], config.language) for split in SPLITS}
         name = f"numbers en->{config.language} ({config.split} split)"
         return _data(name, pairs, config)
-    pairs = {split: ([tokenize(s) for s in sources], [tokenize(t) for t in targets])
-             for split, (sources, targets) in texts.items()}  # fmt: skip
+    pairs = {
+        split: ([tokenize(s) for s in sources], [tokenize(t) for t in targets])
+        for split, (sources, targets) in texts.items()
+    }
     return _data(name, pairs, config)
 
 
@@ -383,22 +413,34 @@ def build_model(config, data):
     )
     source = keras.Input((None,), dtype="string", name="source")
     target_in = keras.Input((None,), dtype="string", name="target_in")
-    x = keras.layers.Embedding(source_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
-                               name="source_embedding")(source_lookup(source))  # fmt: skip
+    x = keras.layers.Embedding(
+        source_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True, name="source_embedding"
+    )(source_lookup(source))
     encoder_units = config.units // 2 if config.bidirectional else config.units
     regularised = layer_regularisation(config)  # the same dropout and penalties in encoder and decoder
-    encoder = recurrent_layer(config.cell, encoder_units, builtin=config.builtin, return_sequences=True,
-                              return_state=True, name="encoder", **regularised)  # fmt: skip
+    encoder = recurrent_layer(
+        config.cell,
+        encoder_units,
+        builtin=config.builtin,
+        return_sequences=True,
+        return_state=True,
+        name="encoder",
+        **regularised,
+    )
     if config.bidirectional:
         encoder = keras.layers.Bidirectional(encoder, name="bidirectional_encoder")
     encoded, *states = encoder(x)  # (batch, time, units), then the final states
     if config.bidirectional:  # [h_fwd, (c_fwd,) h_bwd, (c_bwd)] -> [h, (c)], each (batch, units)
         half = len(states) // 2
-        states = [keras.layers.Concatenate(name=f"encoder_state_{i}")([states[i], states[half + i]]) for i in range(half)]
-    y = keras.layers.Embedding(target_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
-                               name="target_embedding")(target_lookup(target_in))  # fmt: skip
-    decoder = recurrent_layer(config.cell, config.units, builtin=config.builtin, return_sequences=True,
-                              name="decoder", **regularised)  # fmt: skip
+        states = [
+            keras.layers.Concatenate(name=f"encoder_state_{i}")([states[i], states[half + i]]) for i in range(half)
+        ]
+    y = keras.layers.Embedding(
+        target_lookup.vocabulary_size(), config.embedding_dim, mask_zero=True, name="target_embedding"
+    )(target_lookup(target_in))
+    decoder = recurrent_layer(
+        config.cell, config.units, builtin=config.builtin, return_sequences=True, name="decoder", **regularised
+    )
     h = decoder(y, initial_state=states)  # (batch, time, units); teacher forcing: y is the true previous word
     if config.attention:
         h = _attend(h, encoded, keys=keras.layers.Dense(config.units, use_bias=False, name="attention_keys")(encoded))
@@ -434,9 +476,9 @@ def _attend(h, encoded, keys):
 class Translator:
     """Greedy and beam-search translation with a trained (or reloaded) model's own layers.
 
-        translator = Translator(model)
-        translator(["one", "hundred"])                 # -> ["cent"]
-        translator.translate_batch(sources, beam_width=4)
+    translator = Translator(model)
+    translator(["one", "hundred"])                 # -> ["cent"]
+    translator.translate_batch(sources, beam_width=4)
     """
 
     def __init__(self, model, max_length=None):
@@ -515,7 +557,9 @@ class Translator:
             return []
         words = []
         for start in range(0, len(sources), batch_size):
-            tokens, lengths = self.translate_ids(sources[start : start + batch_size], beam_width, max_length, length_penalty)
+            tokens, lengths = self.translate_ids(
+                sources[start : start + batch_size], beam_width, max_length, length_penalty
+            )
             for row, length in zip(tokens.numpy(), lengths.numpy()):
                 row = row[:length]
                 if length and row[-1] == self.end:
@@ -583,8 +627,9 @@ def train(config, data=None, verbose=0):
     translations, results, decode_seconds = {}, {}, {}
     for method, width in (("greedy", 1), ("beam", config.beam_width)):
         tic = time.perf_counter()
-        translations[method] = translator.translate_batch(sources, width, length_penalty=config.length_penalty,
-                                                          batch_size=config.eval_batch_size)  # fmt: skip
+        translations[method] = translator.translate_batch(
+            sources, width, length_penalty=config.length_penalty, batch_size=config.eval_batch_size
+        )
         decode_seconds[method] = time.perf_counter() - tic
         results[method] = scores(references, translations[method])
     return TrainResult(config, model, history.history, results, translations, seconds, decode_seconds, data)
@@ -607,9 +652,12 @@ def format_report(result, examples=5):
     if wrong:
         lines += ["", f"greedy mistakes ({len(wrong)} of {len(references)}), the first {min(examples, len(wrong))}:"]
         for i in wrong[:examples]:
-            lines += [f"  {' '.join(sources[i])}", f"    expected {' '.join(references[i])}",
-                      f"    greedy   {' '.join(result.translations['greedy'][i])}",
-                      f"    beam     {' '.join(result.translations['beam'][i])}"]  # fmt: skip
+            lines += [
+                f"  {' '.join(sources[i])}",
+                f"    expected {' '.join(references[i])}",
+                f"    greedy   {' '.join(result.translations['greedy'][i])}",
+                f"    beam     {' '.join(result.translations['beam'][i])}",
+            ]
     return "\n".join(lines)
 
 
@@ -648,8 +696,9 @@ def serving_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
 
 
 def _translate_command(argv):
-    parser = argparse.ArgumentParser(prog="python -m recipes.translation translate",
-                                     description="Translate sentences with a saved model.")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.translation translate", description="Translate sentences with a saved model."
+    )
     parser.add_argument("--model", required=True, help="a .keras file saved by training (--out)")
     parser.add_argument("--beam-width", dest="beam_width", type=positive_int, default=4, help="1 = greedy")
     parser.add_argument("sentences", nargs="+", help="sentences in the source language")
@@ -671,27 +720,47 @@ def main(argv=None):
     if argv[:1] == ["translate"]:
         return _translate_command(argv[1:])
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.translation", keras.saving.load_model, serving_endpoints)
+        return export.export_command(
+            argv[1:], "python -m recipes.translation", keras.saving.load_model, serving_endpoints
+        )
     parser = argparse.ArgumentParser(
         prog="python -m recipes.translation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, help="encoder reads both ways")
     parser.add_argument("--attention", action=argparse.BooleanOptionalAction, help="Luong attention over the encoder")
-    parser.add_argument("--split", choices=NUMBER_SPLITS, help="numbers: random (default) or extrapolate (train < 100,000)")
+    parser.add_argument(
+        "--split", choices=NUMBER_SPLITS, help="numbers: random (default) or extrapolate (train < 100,000)"
+    )
     parser.add_argument("--train-size", dest="train_size", type=positive_int, help="numbers: training pairs")
     parser.add_argument("--test-size", dest="test_size", type=positive_int, help="numbers: test pairs")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--tsv", dest="tsv_path", help="source<TAB>target pairs, one a line")
-    source.add_argument("--trans-de-en", dest="trans_path", nargs="?", const=TRANS_DE_EN,
-                        help=f"Debian trans-de-en pairs (default path {TRANS_DE_EN})")  # fmt: skip
+    source.add_argument(
+        "--trans-de-en",
+        dest="trans_path",
+        nargs="?",
+        const=TRANS_DE_EN,
+        help=f"Debian trans-de-en pairs (default path {TRANS_DE_EN})",
+    )
     source.add_argument("--tfds", dest="tfds_name", help="a prepared TFDS dataset, e.g. ted_hrlr_translate/pt_to_en")
     parser.add_argument("--data-dir", dest="data_dir", help="with --tfds: the TFDS data directory")
     parser.add_argument("--max-pairs", dest="max_pairs", type=positive_int, help="files and TFDS: use only N pairs")
     parser.add_argument("--beam-width", dest="beam_width", type=positive_int, help="beams kept per sentence")
     args = parser.parse_args(argv)
-    names = ("bidirectional", "attention", "split", "train_size", "test_size", "tsv_path", "trans_path", "tfds_name",
-             "data_dir", "max_pairs", "beam_width")  # fmt: skip
+    names = (
+        "bidirectional",
+        "attention",
+        "split",
+        "train_size",
+        "test_size",
+        "tsv_path",
+        "trans_path",
+        "tfds_name",
+        "data_dir",
+        "max_pairs",
+        "beam_width",
+    )
     with usage_errors(parser):  # bad values and malformed files stop the command before training
         config = config_from_preset(
             Config, PRESETS, args.preset, **{n: getattr(args, n) for n in names}, **common_overrides(args)

@@ -143,7 +143,9 @@ def lecture_claims(cells, sweep):
 
 def format_claims(claims):
     lines = ["the lecture's claims on this run (value: the ratio, or the LSTM/SimpleRNN factor)"]
-    lines += [f"  {c.gradient}  {c.text:<40} {c.value:>10.3e}  {'holds' if c.holds else 'DOES NOT HOLD'}" for c in claims]
+    lines += [
+        f"  {c.gradient}  {c.text:<40} {c.value:>10.3e}  {'holds' if c.holds else 'DOES NOT HOLD'}" for c in claims
+    ]
     return "\n".join(lines)
 
 
@@ -156,7 +158,9 @@ def load_data(config):
 def build_model(config, cell, forget_bias=None):
     """The recurrent layer alone, built, weights drawn per `config.init`."""
     keras.utils.set_random_seed(config.seed)
-    layer = recurrent_layer(cell, config.units, builtin=config.builtin, **initialisation(cell, config.init, forget_bias))
+    layer = recurrent_layer(
+        cell, config.units, builtin=config.builtin, **initialisation(cell, config.init, forget_bias)
+    )
     layer.build((None, None, config.features))
     return layer
 
@@ -179,7 +183,10 @@ def train(config):
 
 def format_table(config, measurements, title):
     distance = config.steps - 1
-    header = f"{title:<14} {'dL/dh ratio':>12} {'dL/dx ratio':>12} {'||ds_T/ds_k||':>14}   (distance {distance} / distance 0)"
+    header = (
+        f"{title:<14} {'dL/dh ratio':>12} {'dL/dx ratio':>12} {'||ds_T/ds_k||':>14}   "
+        f"(distance {distance} / distance 0)"
+    )
     lines = [header, "-" * len(header)]
     for m in measurements:
         lines.append(f"{m.name:<14} {m.ratio():>12.3e} {m.ratio(m.input_norms):>12.3e} {m.jacobian_norms[0]:>14.3e}")
@@ -197,8 +204,17 @@ def plot_heatmap(measurements, path):
     figure, axes = plt.subplots(len(measurements), 1, figsize=(10, 2.6 * len(measurements)), squeeze=False)
     floor = 1e-40  # log scale: exact zeros (none expected) drawn at the floor
     for axis, m in zip(axes[:, 0], measurements):
-        image = axis.imshow(np.maximum(m.heat.T, floor), aspect="auto", cmap="viridis", norm=LogNorm(vmin=max(m.heat.min(), floor), vmax=m.heat.max()))
-        axis.set(title=f"{m.name}: |dL/dh_k|, error at step {m.heat.shape[0]} only", xlabel="time step k", ylabel="hidden unit")
+        image = axis.imshow(
+            np.maximum(m.heat.T, floor),
+            aspect="auto",
+            cmap="viridis",
+            norm=LogNorm(vmin=max(m.heat.min(), floor), vmax=m.heat.max()),
+        )
+        axis.set(
+            title=f"{m.name}: |dL/dh_k|, error at step {m.heat.shape[0]} only",
+            xlabel="time step k",
+            ylabel="hidden unit",
+        )
         figure.colorbar(image, ax=axis)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -218,7 +234,12 @@ def plot_curves(cells, sweep, path):
         for m in group:
             distance = np.arange(len(m.state_norms))
             axis.plot(distance, m.state_norms[::-1] / m.state_norms[-1], label=m.name)
-        axis.set(yscale="log", xlabel="distance from the error (steps)", ylabel="||dL/dh|| relative to distance 0", title=title)
+        axis.set(
+            yscale="log",
+            xlabel="distance from the error (steps)",
+            ylabel="||dL/dh|| relative to distance 0",
+            title=title,
+        )
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -227,25 +248,43 @@ def plot_curves(cells, sweep, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m recipes.vanishing_gradients", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.vanishing_gradients",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--cells", help="comma-separated cells (default simple_rnn,lstm,gru)")
     parser.add_argument("--init", choices=INITIALISATIONS, help="lecture (N(0, 0.1), the default) or keras")
-    parser.add_argument("--forget-biases", dest="forget_biases", help="comma-separated LSTM forget-gate biases to sweep")
+    parser.add_argument(
+        "--forget-biases", dest="forget_biases", help="comma-separated LSTM forget-gate biases to sweep"
+    )
     parser.add_argument("--steps", type=int, help="sequence length (default 128)")
     parser.add_argument("--heatmap", default="vanishing_heatmap.png", help="PNG: |dL/dh| per step and unit")
-    parser.add_argument("--curves", default="vanishing_curves.png", help="PNG: gradient norm against distance, log scale")
+    parser.add_argument(
+        "--curves", default="vanishing_curves.png", help="PNG: gradient norm against distance, log scale"
+    )
     args = parser.parse_args(argv)
     for name in TRAINING_FLAGS:
         if getattr(args, name) is not None:
-            parser.error(f"argument --{name.replace('_', '-')}: vanishing_gradients trains nothing; received {getattr(args, name)!r}")
+            parser.error(
+                f"argument --{name.replace('_', '-')}: vanishing_gradients trains nothing; received "
+                f"{getattr(args, name)!r}"
+            )
     overrides = {k: v for k, v in common_overrides(args).items() if k in ("units", "batch_size", "seed", "builtin")}
     cells = args.cells.split(",") if args.cells else ([args.cell] if args.cell else None)
     with usage_errors(parser):
         biases = None if args.forget_biases is None else tuple(float(b) for b in args.forget_biases.split(","))
-        config = config_from_preset(Config, PRESETS, args.preset, cells=cells, init=args.init, forget_biases=biases,
-                                    steps=args.steps, **overrides)  # fmt: skip
+        config = config_from_preset(
+            Config,
+            PRESETS,
+            args.preset,
+            cells=cells,
+            init=args.init,
+            forget_biases=biases,
+            steps=args.steps,
+            **overrides,
+        )
     cells, sweep = train(config)
     print(format_table(config, cells, "cell"))
     print()

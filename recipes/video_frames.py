@@ -129,7 +129,9 @@ class Config(Regularisation):
         self.filters = tuple(check_positive_int("filters", f) for f in self.filters)
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-            raise TypeError(f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}.")
+            raise TypeError(
+                f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
+            )
         if not rate > 0:
             raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
         for name in ("clipnorm", "clipvalue"):
@@ -363,7 +365,9 @@ def build_model(config):
         ],
         name="frame_encoder",
     )
-    frames = keras.Input((config.frames, config.canvas_size, config.canvas_size, 1), name="frames")  # (batch, frames, H, W, 1)
+    frames = keras.Input(
+        (config.frames, config.canvas_size, config.canvas_size, 1), name="frames"
+    )  # (batch, frames, H, W, 1)
     x = keras.layers.TimeDistributed(frame_encoder, name="per_frame_cnn")(frames)  # (batch, frames, frame_features)
     x = recurrent_layer(
         config.cell,
@@ -394,7 +398,9 @@ def train(config, verbose=0):
         callbacks=stop_early("val_loss", config.patience, reduce_lr_patience=2),
         verbose=verbose,
     )
-    correct = {name: predict_classes(model, clips.frames) == clips.labels for name, clips in data.items()}  # (n, frames)
+    correct = {
+        name: predict_classes(model, clips.frames) == clips.labels for name, clips in data.items()
+    }  # (n, frames)
     accuracy = {name: float(right.mean()) for name, right in correct.items()}
     by_position, by_age = frame_accuracy(correct["test"], data["test"].image_index)
     return TrainResult(config, model, history.history, accuracy, by_position, by_age, time.perf_counter() - start)
@@ -436,7 +442,8 @@ def format_report(result):
         "test accuracy (%) by",
         f"  {'frame':<24}" + "".join(f"{t:>6}" for t in frames),
         f"  {'frame position':<24}" + "".join(f"{100 * a:>6.1f}" for a in result.by_position),
-        f"  {'frames digit was shown':<24}" + "".join(f"{100 * a:>6.1f}" if a == a else f"{'-':>6}" for a in result.by_age),
+        f"  {'frames digit was shown':<24}"
+        + "".join(f"{100 * a:>6.1f}" if a == a else f"{'-':>6}" for a in result.by_age),
     ]
     return "\n".join(lines)
 
@@ -457,7 +464,9 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.video_frames", keras.saving.load_model, serving_endpoints)
+        return export.export_command(
+            argv[1:], "python -m recipes.video_frames", keras.saving.load_model, serving_endpoints
+        )
     parser = argparse.ArgumentParser(prog="python -m recipes.video_frames", description=__doc__.split("\n", 1)[0])
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--target", choices=TARGETS, help="label each frame with its digit or its motion")
@@ -479,7 +488,9 @@ def _check_fractions(validation_fraction, test_fraction):
     """Errors naming the argument unless both are in (0, 1) and leave images for training."""
     for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"Argument `{name}` must be a float in (0, 1); received {value!r} of type {type(value).__name__}.")
+            raise TypeError(
+                f"Argument `{name}` must be a float in (0, 1); received {value!r} of type {type(value).__name__}."
+            )
         if not 0 < value < 1:
             raise ValueError(f"Argument `{name}` must be a float in (0, 1); received {value!r}.")
     if validation_fraction + test_fraction >= 1:

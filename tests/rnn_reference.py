@@ -31,11 +31,11 @@ import dataclasses
 
 import keras
 import numpy as np
+import numpy_reference
 import pytest
 import tensorflow as tf
 
 import keras_rnn_lab
-import numpy_reference
 
 # Tiny shapes: every case runs in well under a second on two CPU cores.
 BATCH, TIME, FEATURES, UNITS = 3, 6, 4, 5
@@ -222,8 +222,7 @@ class CaseData:
 
 def make_data(kind, case, rng):
     batches = [
-        tf.constant(rng.normal(size=(BATCH, TIME, FEATURES)), dtype="float32")
-        for _ in range(case.get("batches", 1))
+        tf.constant(rng.normal(size=(BATCH, TIME, FEATURES)), dtype="float32") for _ in range(case.get("batches", 1))
     ]
     mask = None
     if case.get("mask") is not None:

@@ -67,7 +67,9 @@ def serve_many(jobs):
         for number, job in enumerate(jobs):
             inputs_file = scratch / f"inputs{number}.npz"
             np.savez(inputs_file, **job.inputs)
-            described.append({"path": str(job.path), "signature": job.signature, "inputs": str(inputs_file), "calls": job.calls})
+            described.append(
+                {"path": str(job.path), "signature": job.signature, "inputs": str(inputs_file), "calls": job.calls}
+            )
         (scratch / "jobs.json").write_text(json.dumps(described))
         outputs_file = scratch / "outputs.npz"
         process = subprocess.run(

@@ -79,7 +79,17 @@ def test_bad_arguments_are_named(argv, message, capsys):
 
 def test_generation_timing_runs_both_ways(tmp_path, capsys):
     path = tmp_path / "gen.json"
-    args = ["--generation", "--generation-length", "5", "--generation-units", "8", "--repeats", "2", "--json", str(path)]
+    args = [
+        "--generation",
+        "--generation-length",
+        "5",
+        "--generation-units",
+        "8",
+        "--repeats",
+        "2",
+        "--json",
+        str(path),
+    ]
     assert benchmark.main(args) == 0
     timings = json.loads(path.read_text())
     assert set(timings) == {"compiled loop", "model.predict on the prefix"}

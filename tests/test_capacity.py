@@ -45,10 +45,12 @@ def test_check_capacity_rejects_on_request():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(examples=0), "`examples` must be a positive int; received 0"),
-     (dict(examples=2.5), "`examples`"),
-     (dict(examples=10, action="stop"), "`action` must be one of")],
-)  # fmt: skip
+    [
+        (dict(examples=0), "`examples` must be a positive int; received 0"),
+        (dict(examples=2.5), "`examples`"),
+        (dict(examples=10, action="stop"), "`action` must be one of"),
+    ],
+)
 def test_check_capacity_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         capacity.check_capacity(lstm_model(), **kwargs)

@@ -8,9 +8,9 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import rnn_reference as ref
 
 import keras_rnn_lab
-import rnn_reference as ref
 
 # One non-default configuration per cell kind, so a config that lost an
 # argument would change the numbers.
@@ -133,9 +133,7 @@ def test_saved_model_predicts_the_same_in_a_new_process(tmp_path, rng):
     script = tmp_path / "load_and_predict.py"
     script.write_text(_LOAD_AND_PREDICT)
 
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 0, done.stderr[-3000:]
     loaded_configs = json.loads((tmp_path / "configs.json").read_text())

@@ -97,14 +97,18 @@ def test_truncated_bptt_gradients_stop_at_the_window_start():
     # Reference 1: the second window alone, its initial state a constant.
     layers = {name: stateless.get_layer(name) for name in ("char_lookup", "embedding", "recurrent", "logits")}
     with tf.GradientTape() as tape:
-        h = layers["recurrent"](layers["embedding"](layers["char_lookup"](inputs[1])), initial_state=carried_state, training=True)
+        h = layers["recurrent"](
+            layers["embedding"](layers["char_lookup"](inputs[1])), initial_state=carried_state, training=True
+        )
         constant_start = tape.gradient(loss(layers["logits"](h)), stateless.trainable_weights)
     # Reference 2: full BPTT through both windows (the same loss, on the second window only).
     with tf.GradientTape() as tape:
         logits = stateless(np.concatenate([inputs[0], inputs[1]], axis=1), training=True)[:, config.window :]
         full = tape.gradient(loss(logits), stateless.trainable_weights)
     for a, b in zip(truncated, constant_start):
-        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-6
+        )
     recurrent_kernel = [i for i, w in enumerate(stateless.trainable_weights) if "recurrent_kernel" in w.path][0]
     difference = np.abs(truncated[recurrent_kernel].numpy() - full[recurrent_kernel].numpy()).max()
     assert difference > 1e-3  # full BPTT reaches back into the first window; truncated does not

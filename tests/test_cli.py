@@ -28,8 +28,20 @@ def test_the_recipes_package_docstring_lists_every_recipe():
 
 def test_train_runs_the_recipe_with_its_flags_and_set_values(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    results = cli.main(["train", "parity", "--preset", "tiny", "--epochs", "1", "--set", "embedding_dim=4",
-                        "--set", "train_lengths=(1, 4)"])  # fmt: skip
+    results = cli.main(
+        [
+            "train",
+            "parity",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--set",
+            "embedding_dim=4",
+            "--set",
+            "train_lengths=(1, 4)",
+        ]
+    )
     [result] = results
     assert result.config.embedding_dim == 4 and result.config.train_lengths == (1, 4) and result.config.epochs == 1
     assert len(result.history["loss"]) == 1
@@ -47,7 +59,10 @@ def test_flags_win_over_set_values(tmp_path, monkeypatch):
     [
         (["train", "nosuch"], "invalid choice: 'nosuch' (choose from 'captioning', 'char_lm'"),
         (["train", "parity", "--preset", "huge"], "invalid choice: 'huge' (choose from 'default', 'tiny')"),
-        (["train", "parity", "--preset", "tiny", "--set", "colour=red"], "Unknown Config fields ['colour']; expected some of"),
+        (
+            ["train", "parity", "--preset", "tiny", "--set", "colour=red"],
+            "Unknown Config fields ['colour']; expected some of",
+        ),
         (["train", "parity", "--set", "=3"], "expected KEY=VALUE"),
         (["export", "nosuch"], "invalid choice: 'nosuch'"),
     ],

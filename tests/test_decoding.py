@@ -149,9 +149,14 @@ def test_a_beam_as_wide_as_all_candidates_finds_the_best_sequence(length_penalty
     step, table, buckets = history_step(vocab, seed=7)
     initial = [4, 11]
     tokens, lengths, scores = decoding.beam_search(
-        step, [tf.constant(initial, tf.int32)], START, END, max_length, beam_width=vocab**max_length,
+        step,
+        [tf.constant(initial, tf.int32)],
+        START,
+        END,
+        max_length,
+        beam_width=vocab**max_length,
         length_penalty=length_penalty,
-    )  # fmt: skip
+    )
     for b, start_history in enumerate(initial):
         _, sequence, total = brute_force(table, buckets, start_history, max_length, length_penalty)
         assert lengths[b] == len(sequence)
@@ -190,7 +195,9 @@ def test_constants_are_tiled_per_beam_not_reordered():
         scores += tf.one_hot(END, vocab) * 6.0 * said_it + tf.constant([-1e9, -1e9, 0, 0, 0, 0])
         return tf.nn.log_softmax(scores), [states[0]]
 
-    tokens, _, _ = decoding.beam_search(step, zeros_state(3), START, END, 4, beam_width=3, constants=tf.constant(favourite))
+    tokens, _, _ = decoding.beam_search(
+        step, zeros_state(3), START, END, 4, beam_width=3, constants=tf.constant(favourite)
+    )
     np.testing.assert_array_equal(tokens[:, :2], np.stack([favourite, [END] * 3], axis=1))
 
 
@@ -210,8 +217,9 @@ def test_constants_are_tiled_per_beam_not_reordered():
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, message):
-    arguments = dict(step_fn=table_step(TRAP), states=zeros_state(2), start_token=START, end_token=END,
-                     max_length=4, beam_width=2)  # fmt: skip
+    arguments = dict(
+        step_fn=table_step(TRAP), states=zeros_state(2), start_token=START, end_token=END, max_length=4, beam_width=2
+    )
     arguments.update(kwargs)
     with pytest.raises(error, match=message):
         decoding.beam_search(**arguments)

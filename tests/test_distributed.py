@@ -57,14 +57,30 @@ def _free_ports(count):
 
 def test_two_workers_train_to_identical_weights(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    command = [sys.executable, "-m", "keras_rnn_lab.cli", "train", "parity", "--strategy", "multi-worker",
-               "--preset", "tiny", "--epochs", "2", "--out", str(tmp_path / "model.keras"),
-               "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "keras_rnn_lab.cli",
+        "train",
+        "parity",
+        "--strategy",
+        "multi-worker",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "model.keras"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        processes.append(
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
     outputs = [process.communicate(timeout=300)[0] for process in processes]
     for process, out in zip(processes, outputs):
         assert process.returncode == 0, out[-3000:]
@@ -85,6 +101,7 @@ def test_recipes_of_every_data_kind_train_under_the_mirrored_strategy(name, tmp_
     # Arrays, sample weights (captioning), strings and batched tf.data pipelines (char_lm, sentiment, translation).
     from keras_rnn_lab import cli
 
-    model, history = cli.main(["train", name, "--strategy", "mirrored", "--preset", "tiny", "--epochs", "1",
-                               "--run-dir", str(tmp_path)])  # fmt: skip
+    model, history = cli.main(
+        ["train", name, "--strategy", "mirrored", "--preset", "tiny", "--epochs", "1", "--run-dir", str(tmp_path)]
+    )
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0]) and model.count_params() > 0

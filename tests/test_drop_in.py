@@ -61,14 +61,28 @@ def test_every_public_property_of_the_builtin_exists_with_the_same_value(name):
             continue
         theirs, mine = getattr(builtin, attribute), getattr(ours, attribute)
         if isinstance(theirs, (int, float, str, bool, type(None), tuple, list)) and attribute not in (
-            "name", "path", "weights", "variables", "trainable_weights", "trainable_variables", "non_trainable_weights",
-            "non_trainable_variables", "losses", "input", "output", "metrics", "metrics_variables", "input_spec",
+            "name",
+            "path",
+            "weights",
+            "variables",
+            "trainable_weights",
+            "trainable_variables",
+            "non_trainable_weights",
+            "non_trainable_variables",
+            "losses",
+            "input",
+            "output",
+            "metrics",
+            "metrics_variables",
+            "input_spec",
         ):
             assert mine == theirs, f"{name}.{attribute}: ours {mine!r}, Keras {theirs!r}"
     assert missing == []
 
 
-@pytest.mark.parametrize("name, cell_name", [("SimpleRNN", "simple_rnn_cell"), ("LSTM", "lstm_cell"), ("GRU", "gru_cell")])
+@pytest.mark.parametrize(
+    "name, cell_name", [("SimpleRNN", "simple_rnn_cell"), ("LSTM", "lstm_cell"), ("GRU", "gru_cell")]
+)
 def test_cells_are_named_as_keras_names_them(name, cell_name):
     builtin, ours = _pair(name, 2)
     assert ours.cell.name == builtin.cell.name == cell_name

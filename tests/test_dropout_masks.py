@@ -8,9 +8,9 @@ the outputs.
 import keras
 import numpy as np
 import pytest
+import rnn_reference as ref
 
 import keras_rnn_lab
-import rnn_reference as ref
 
 ALL_KINDS = list(ref.KINDS)
 RATE = 0.5

@@ -21,8 +21,15 @@ def sequence_model(stateful=False, dropout=0.0, recurrent_dropout=0.0, cells=("l
     hidden = inputs
     for i, cell in enumerate(cells):
         last = i == len(cells) - 1
-        hidden = recurrent_layer(cell, 4, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                                 stateful=stateful, seed=i, return_sequences=not last)(hidden)  # fmt: skip
+        hidden = recurrent_layer(
+            cell,
+            4,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            stateful=stateful,
+            seed=i,
+            return_sequences=not last,
+        )(hidden)
     return keras.Model(inputs, keras.layers.Dense(2)(hidden))
 
 
@@ -50,8 +57,10 @@ def test_a_stateful_model_carries_its_state_between_served_calls(tmp_path):
 
 def test_saved_model_cli_lists_the_signatures(tmp_path):
     model = sequence_model()
-    endpoints = {"predict": export.array_endpoint(model), "labels": export.array_endpoint(
-        model, postprocess=lambda logits: {"label": keras.ops.argmax(logits, axis=-1)})}  # fmt: skip
+    endpoints = {
+        "predict": export.array_endpoint(model),
+        "labels": export.array_endpoint(model, postprocess=lambda logits: {"label": keras.ops.argmax(logits, axis=-1)}),
+    }
     path = export.export_saved_model(model, endpoints, tmp_path / "out")
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     shown = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout

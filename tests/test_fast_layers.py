@@ -13,10 +13,10 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import rnn_reference as ref
 import tensorflow as tf
 
 import keras_rnn_lab
-import rnn_reference as ref
 from keras_rnn_lab.bptt import loop
 
 LAYER_OF_CELL = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
@@ -96,7 +96,9 @@ def test_two_core_matmul_splits_mid_sized_products_and_equals_one_matmul():
     np.testing.assert_array_equal(loop.two_core_matmul(small, 8)(a[:8, :64]), tf.matmul(a[:8, :64], small))
 
 
-@pytest.mark.parametrize("case", [p for p in GRID if p.id in ("mask_holes", "bidirectional_state", "stateful_two_batches")])
+@pytest.mark.parametrize(
+    "case", [p for p in GRID if p.id in ("mask_holes", "bidirectional_state", "stateful_two_batches")]
+)
 @pytest.mark.parametrize("kind", ref.KINDS)
 def test_fast_layer_equals_rnn_of_our_cell(kind, case):
     ref.check_case(kind, in_training(case), make_ours=fast_layer, make_reference=ref.our_rnn)
@@ -108,8 +110,13 @@ def test_training_dropout_equals_rnn_of_our_cell(kind):
     the same order (input mask, then recurrent mask), so results and gradients,
     through the hand-written backward pass, must agree."""
     dropout = {"dropout": 0.3, "recurrent_dropout": 0.4, "seed": 7}
-    case = {"id": "dropout_training", "layer": {"return_sequences": True, "return_state": True},
-            "cell": dropout, "mask": "holes", "training": True}
+    case = {
+        "id": "dropout_training",
+        "layer": {"return_sequences": True, "return_state": True},
+        "cell": dropout,
+        "mask": "holes",
+        "training": True,
+    }
     ref.check_case(kind, case, make_ours=fast_layer, make_reference=ref.our_rnn)
 
 
@@ -232,8 +239,16 @@ def test_configs_interchange_with_the_builtin(name):
 
 def test_config_round_trip_keeps_every_argument():
     layer = keras_rnn_lab.GRU(
-        6, reset_after=False, update_convention="lecture", dropout=0.2, recurrent_dropout=0.1, seed=3,
-        return_sequences=True, go_backwards=True, kernel_regularizer="l2", name="g",
+        6,
+        reset_after=False,
+        update_convention="lecture",
+        dropout=0.2,
+        recurrent_dropout=0.1,
+        seed=3,
+        return_sequences=True,
+        go_backwards=True,
+        kernel_regularizer="l2",
+        name="g",
     )
     clone = keras_rnn_lab.GRU.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -278,13 +293,19 @@ def test_keras_file_round_trip_in_a_fresh_process(tmp_path):
 # --- the fallback ---------------------------------------------------------------
 @pytest.mark.parametrize(
     "layer_kwargs, reason",
-    [({"unroll": True}, "unroll"), ({"activation": "softplus"}, "softplus"),
-     ({"activation": lambda a: a / (1.0 + abs(a))}, "None")],
+    [
+        ({"unroll": True}, "unroll"),
+        ({"activation": "softplus"}, "softplus"),
+        ({"activation": lambda a: a / (1.0 + abs(a))}, "None"),
+    ],
 )
 def test_falls_back_to_keras_loop_where_bptt_does_not_apply(layer_kwargs, reason):
     layer = keras_rnn_lab.LSTM(5, return_sequences=True, **layer_kwargs)
-    reference = keras.layers.RNN(keras_rnn_lab.LSTMCell(5, **{k: v for k, v in layer_kwargs.items() if k != "unroll"}),
-                                 return_sequences=True, unroll=layer_kwargs.get("unroll", False))
+    reference = keras.layers.RNN(
+        keras_rnn_lab.LSTMCell(5, **{k: v for k, v in layer_kwargs.items() if k != "unroll"}),
+        return_sequences=True,
+        unroll=layer_kwargs.get("unroll", False),
+    )
     x = tf.constant(np.random.default_rng(2).normal(size=(2, 4, 3)), "float32")
     layer(x), reference(x)
     layer.set_weights(reference.get_weights())
@@ -379,9 +400,11 @@ def test_other_dtypes_match_rnn_of_our_cell(name, policy):
         # that precision; float64 at the usual bounds.
         atol = (0.05, 0.3) if policy == "mixed_bfloat16" else (ref.OUTPUT_ATOL, ref.GRADIENT_ATOL)
         np.testing.assert_allclose(results[0], results[1], rtol=0, atol=atol[0])
-        for mine, theirs in zip(tape.gradient(losses[0], ours.trainable_weights),
-                                tape.gradient(losses[1], reference.trainable_weights)):
-            np.testing.assert_allclose(np.asarray(tf.cast(mine, "float32")), np.asarray(tf.cast(theirs, "float32")),
-                                       rtol=0, atol=atol[1])
+        for mine, theirs in zip(
+            tape.gradient(losses[0], ours.trainable_weights), tape.gradient(losses[1], reference.trainable_weights)
+        ):
+            np.testing.assert_allclose(
+                np.asarray(tf.cast(mine, "float32")), np.asarray(tf.cast(theirs, "float32")), rtol=0, atol=atol[1]
+            )
     finally:
         keras.mixed_precision.set_global_policy("float32")

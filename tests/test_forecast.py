@@ -122,7 +122,9 @@ def test_an_untrained_correction_forecasts_exactly_the_anchor_baseline(anchor, b
     correction = model.get_layer("correction")
     correction.set_weights([np.zeros_like(w) for w in correction.get_weights()])
     scores, count = forecast.evaluate(model, data, "validation")
-    assert count == data.periods["validation"].stop - data.periods["validation"].start - max(data.lag + data.window, data.season)
+    assert count == data.periods["validation"].stop - data.periods["validation"].start - max(
+        data.lag + data.window, data.season
+    )
     for name in ("rmse", "mae"):
         assert scores["model"][name] == pytest.approx(scores[baseline][name], abs=1e-4)
     other = {"seasonal": "naive", "naive": "seasonal"}[baseline]
@@ -171,7 +173,9 @@ def test_main_runs_saves_and_reports(tmp_path, capsys):
     assert float(row.split()[-2]) == pytest.approx(result.scores["test"]["naive"]["rmse"], abs=1e-3)
     reloaded = keras.saving.load_model(out)
     windows, _ = forecast.training_windows(result.data, "test", stride=50)
-    np.testing.assert_allclose(reloaded.predict(windows, verbose=0), result.model.predict(windows, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded.predict(windows, verbose=0), result.model.predict(windows, verbose=0), atol=1e-6
+    )
 
 
 def test_main_on_stocks_says_which_forecast_won(capsys):
@@ -189,7 +193,10 @@ def test_main_on_stocks_says_which_forecast_won(capsys):
         (["--dataset", "rainfall"], "argument --dataset: invalid choice: 'rainfall'"),
         (["--dataset", "stocks", "--symbol", "TSLA"], "argument --symbol: invalid choice: 'TSLA'"),
         (["--symbol", "IBM"], "argument --symbol: only with --dataset stocks"),
-        (["--window", "500"], "Argument `window` (500) is too long for seattle_temps: its validation period has 180 hours"),
+        (
+            ["--window", "500"],
+            "Argument `window` (500) is too long for seattle_temps: its validation period has 180 hours",
+        ),
         (["--dataset", "stocks", "--symbol", "GOOG", "--window", "12"], "`window` (12) is too long for stocks GOOG"),
         (["--window", "0"], "`window` must be a positive int"),
     ],

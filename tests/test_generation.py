@@ -19,8 +19,11 @@ def _char_model(recurrent, vocabulary="abcde "):
 
 @pytest.mark.parametrize(
     "recurrent",
-    [lambda: keras_rnn_lab.LSTM(6, return_sequences=True), lambda: keras_rnn_lab.GRU(6, return_sequences=True),
-     lambda: keras.layers.SimpleRNN(6, return_sequences=True)],
+    [
+        lambda: keras_rnn_lab.LSTM(6, return_sequences=True),
+        lambda: keras_rnn_lab.GRU(6, return_sequences=True),
+        lambda: keras.layers.SimpleRNN(6, return_sequences=True),
+    ],
     ids=["ours_lstm", "ours_gru", "builtin_simple_rnn"],
 )
 def test_greedy_generation_equals_predicting_the_growing_prefix(recurrent):
@@ -65,8 +68,13 @@ def test_unknown_prime_characters_map_to_out_of_vocabulary():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"prime": ""}, "`prime`"), ({"length": -1}, "`length`"), ({"temperature": 0}, "`temperature`"),
-     ({"top_k": 99}, "`top_k`"), ({"samples": 0}, "`samples`")],
+    [
+        ({"prime": ""}, "`prime`"),
+        ({"length": -1}, "`length`"),
+        ({"temperature": 0}, "`temperature`"),
+        ({"top_k": 99}, "`top_k`"),
+        ({"samples": 0}, "`samples`"),
+    ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     generator = TextGenerator(_char_model(keras_rnn_lab.LSTM(4, return_sequences=True)))

@@ -128,12 +128,14 @@ def test_model_probe_equals_a_tape_through_the_model(rng):
     """Embedding -> our LSTM (sequences) -> Dense: the loss of the last step's logits."""
     tokens = rng.integers(0, 7, size=(3, 9))
     targets = tf.constant([0, 2, 1])
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
-        keras.layers.Embedding(7, 5),
-        recurrent_layer("lstm", 6, return_sequences=True),
-        keras.layers.Dense(3),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(7, 5),
+            recurrent_layer("lstm", 6, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
 
     def loss(logits):
         return tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))
@@ -182,12 +184,14 @@ def test_bad_targets_and_arguments_are_named(rng):
 def test_model_ending_in_the_last_state_equals_a_tape_through_the_model(rng):
     """Embedding -> our GRU (last state only) -> Dense, the long_memory shape."""
     tokens = rng.integers(0, 5, size=(4, 12))
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
-        keras.layers.Embedding(5, 3),
-        recurrent_layer("gru", 4),
-        keras.layers.Dense(2),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(5, 3),
+            recurrent_layer("gru", 4),
+            keras.layers.Dense(2),
+        ]
+    )
     probe = probe_gradients(model, tokens)  # default loss: the sum of the logits
     embedded = model.layers[0](tokens)
     with tf.GradientTape(persistent=True) as tape:

@@ -25,7 +25,9 @@ def test_adding_target_is_the_sum_of_the_two_marked_values(rng):
 
 
 def test_lstm_solves_a_short_distractor_and_simple_rnn_lecture_init_does_not_at_50():
-    solved = long_memory.train(long_memory.config_for("tiny", cell="lstm", init="keras", forget_bias=3.0, length=10, epochs=6))
+    solved = long_memory.train(
+        long_memory.config_for("tiny", cell="lstm", init="keras", forget_bias=3.0, length=10, epochs=6)
+    )
     assert solved.accuracy >= 0.95
     chance = long_memory.train(long_memory.config_for("tiny", cell="simple_rnn", init="lecture", length=50, epochs=4))
     assert chance.accuracy < 0.7
@@ -33,8 +35,26 @@ def test_lstm_solves_a_short_distractor_and_simple_rnn_lecture_init_does_not_at_
 
 def test_main_prints_the_table_writes_the_plot_and_the_log(tmp_path, capsys):
     plot, log = tmp_path / "acc.png", tmp_path / "runs.jsonl"
-    records = long_memory.main(["--preset", "tiny", "--lengths", "5", "--tasks", "distractor,adding", "--cells", "lstm",
-                                "--inits", "keras", "--forget-biases", "3", "--plot", str(plot), "--log", str(log)])  # fmt: skip
+    records = long_memory.main(
+        [
+            "--preset",
+            "tiny",
+            "--lengths",
+            "5",
+            "--tasks",
+            "distractor,adding",
+            "--cells",
+            "lstm",
+            "--inits",
+            "keras",
+            "--forget-biases",
+            "3",
+            "--plot",
+            str(plot),
+            "--log",
+            str(log),
+        ]
+    )
     assert [r["task"] for r in records] == ["distractor", "adding"]
     assert [json.loads(line)["label"] for line in log.read_text().splitlines()] == ["lstm fb3 keras"] * 2
     assert plot.read_bytes()[:4] == b"\x89PNG" and plot.stat().st_size > 5_000
@@ -66,8 +86,24 @@ def test_several_seeds_show_the_median_and_how_many_runs_solved():
 
 
 def test_seeds_run_every_configuration_once_per_seed(tmp_path):
-    records = long_memory.main(["--preset", "tiny", "--lengths", "5", "--cells", "gru", "--inits", "keras",
-                                "--seeds", "3,4", "--epochs", "1", "--plot", str(tmp_path / "p.png")])  # fmt: skip
+    records = long_memory.main(
+        [
+            "--preset",
+            "tiny",
+            "--lengths",
+            "5",
+            "--cells",
+            "gru",
+            "--inits",
+            "keras",
+            "--seeds",
+            "3,4",
+            "--epochs",
+            "1",
+            "--plot",
+            str(tmp_path / "p.png"),
+        ]
+    )
     assert [(r["label"], r["seed"]) for r in records] == [("gru keras", 3), ("gru keras", 4)]
     with pytest.raises(SystemExit):
         long_memory.main(["--seeds", "0,-1"])

@@ -11,10 +11,10 @@ import collections
 import keras
 import numpy as np
 import pytest
+import rnn_reference as ref
 import tensorflow as tf
 
 import keras_rnn_lab
-import rnn_reference as ref
 from keras_rnn_lab import loop_choice
 
 FakeDevice = collections.namedtuple("FakeDevice", ["name", "device_type"])

@@ -2,11 +2,11 @@
 
 import keras
 import numpy as np
+import numpy_reference
 import pytest
+import rnn_reference as ref
 
 import keras_rnn_lab
-import numpy_reference
-import rnn_reference as ref
 
 
 @pytest.mark.parametrize("case", ref.case_params())

@@ -143,7 +143,7 @@ def test_main_runs_each_seed_prints_the_table_and_saves(tmp_path, capsys):
     assert [r.config.seed for r in results] == [0, 1]
     assert all(r.config.cell == "gru" and r.config.epochs == 2 for r in results)
     printed = capsys.readouterr().out
-    header, _, *rows = printed[printed.index("cell "):].strip().splitlines()
+    header, _, *rows = printed[printed.index("cell ") :].strip().splitlines()
     # cell, seed, then accuracies on train, validation, 7-12 and 20-30 (the tiny
     # preset's longer splits), epochs, seconds.
     assert header.split() == ["cell", "seed", "1-6", "train", "1-6", "val", "7-12", "20-30", "epochs", "seconds"]

@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rnn_lab import export
-from keras_rnn_lab.recipe_tools import config_from_preset
-from keras_rnn_lab import shapes_world
+from keras_rnn_lab import export, shapes_world
 from keras_rnn_lab.generation import TextGenerator
+from keras_rnn_lab.recipe_tools import config_from_preset
 from recipes import captioning, char_lm, forecast, parity, sentiment, tagging, translation, video_frames
 from tests.serving import Job, serve_many
 
@@ -67,8 +66,12 @@ def char_lm_case():
     config = tiny(char_lm)
     train_text, _ = char_lm.load_data(config)
     model = char_lm.build_model(config, sorted(set(train_text)))
-    inputs = {"prime": np.array("From fairest"), "length": np.array(80, "int32"),
-              "temperature": np.array(0.8, "float32"), "seed": np.array(7, "int32")}  # fmt: skip
+    inputs = {
+        "prime": np.array("From fairest"),
+        "length": np.array(80, "int32"),
+        "temperature": np.array(0.8, "float32"),
+        "seed": np.array(7, "int32"),
+    }
     return model, "generate", inputs
 
 
@@ -112,7 +115,7 @@ def exports(tmp_path_factory):
     jobs += [Job(built[name][3], f"{built[name][1]}_beam", built[name][2]) for name in TEXT_OUTPUTS]
     served = serve_many(jobs)
     results = {name: (*built[name], outputs[0]) for name, outputs in zip(built, served)}
-    for name, outputs in zip(TEXT_OUTPUTS, served[len(built):]):
+    for name, outputs in zip(TEXT_OUTPUTS, served[len(built) :]):
         results[f"{name}_beam"] = (*built[name], outputs[0])
     return results
 
@@ -142,8 +145,10 @@ def test_saved_model_cli_lists_each_recipes_signature(exports):
     cli = [sys.executable, "-c", "from tensorflow.python.tools.saved_model_cli import main; main()"]
     for name in ("sentiment", "forecast"):
         _, signature, inputs, path, _ = exports[name]
-        shown = subprocess.run([*cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout
-        assert f"signature_def['{signature}']" in shown and f"signature_def['serving_default']" in shown
+        shown = subprocess.run(
+            [*cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True
+        ).stdout
+        assert f"signature_def['{signature}']" in shown and "signature_def['serving_default']" in shown
         for input_name in inputs:
             assert f"inputs['{input_name}']" in shown
 

@@ -57,7 +57,9 @@ def test_clipped_step_is_bounded_and_unclipped_is_not():
 def test_bad_optimizer_fields_are_named(field, value, error, message):
     with pytest.raises(error, match=message):
         make_optimizer(dataclasses.replace(_Config(), **{field: value}))
-    with pytest.raises(ValueError, match="one of `clipnorm` and `clipvalue`, not both; received clipnorm=1.0, clipvalue=2.0"):
+    with pytest.raises(
+        ValueError, match="one of `clipnorm` and `clipvalue`, not both; received clipnorm=1.0, clipvalue=2.0"
+    ):
         make_optimizer(_Config(clipnorm=1.0, clipvalue=2.0))
 
 
@@ -115,11 +117,13 @@ def test_stream_windows_continue_each_stream_window_after_window():
 
 
 def test_reset_states_zeroes_stateful_layers_each_epoch_and_before_validation(rng):
-    model = keras.Sequential([
-        keras.Input((4, 2), batch_size=3),
-        recipe_tools.recurrent_layer("gru", 5, stateful=True),
-        keras.layers.Dense(1),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((4, 2), batch_size=3),
+            recipe_tools.recurrent_layer("gru", 5, stateful=True),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile("sgd", "mse")
     layer = model.layers[0]
     seen = []
@@ -132,21 +136,33 @@ def test_reset_states_zeroes_stateful_layers_each_epoch_and_before_validation(rn
             seen.append(np.abs(layer.states[0].numpy()).max())
 
     x, y = rng.normal(size=(6, 4, 2)).astype("float32"), rng.normal(size=(6, 1)).astype("float32")
-    model.fit(x, y, batch_size=3, epochs=2, shuffle=False, validation_data=(x, y),
-              callbacks=[recipe_tools.ResetStates(), Record()], verbose=0)  # fmt: skip
+    model.fit(
+        x,
+        y,
+        batch_size=3,
+        epochs=2,
+        shuffle=False,
+        validation_data=(x, y),
+        callbacks=[recipe_tools.ResetStates(), Record()],
+        verbose=0,
+    )
     assert seen == [0.0, 0.0, 0.0, 0.0]  # epoch 1, its validation, epoch 2, its validation
     assert np.abs(layer.states[0].numpy()).max() > 0  # the state did move in between
 
 
 def test_reset_states_reaches_layers_inside_bidirectional_and_nested_models(rng):
-    inner = keras.Sequential([keras.Input((4, 2), batch_size=3), recipe_tools.recurrent_layer("lstm", 3, stateful=True)])
-    model = keras.Sequential([
-        keras.Input((4, 2), batch_size=3),
-        keras.layers.Bidirectional(recipe_tools.recurrent_layer("gru", 5, stateful=True, return_sequences=True)),
-        keras.layers.Dense(2),
-        inner,
-        keras.layers.Dense(1),
-    ])  # fmt: skip
+    inner = keras.Sequential(
+        [keras.Input((4, 2), batch_size=3), recipe_tools.recurrent_layer("lstm", 3, stateful=True)]
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((4, 2), batch_size=3),
+            keras.layers.Bidirectional(recipe_tools.recurrent_layer("gru", 5, stateful=True, return_sequences=True)),
+            keras.layers.Dense(2),
+            inner,
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile("sgd", "mse")
     stateful = recipe_tools.recurrent_layers(model)
     assert len(stateful) == 3 and all(layer.stateful for layer in stateful)

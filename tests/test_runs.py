@@ -40,7 +40,12 @@ def test_without_a_run_directory_nothing_is_recorded(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "losses, val_losses, expected",
-    [([3, 2, 1, 0.5], [3, 2, 2.5, 3], 1), ([3, 2, 1], [3, 2, 1], None), ([1, 2, 3], [3, 2, 2.5], None), ([1], [1], None)],
+    [
+        ([3, 2, 1, 0.5], [3, 2, 2.5, 3], 1),
+        ([3, 2, 1], [3, 2, 1], None),
+        ([1, 2, 3], [3, 2, 2.5], None),
+        ([1], [1], None),
+    ],
 )
 def test_overfitting_begins_at_the_best_validation_epoch_when_training_goes_on_improving(losses, val_losses, expected):
     assert runs.overfitting_epoch(losses, val_losses) == expected
@@ -48,8 +53,23 @@ def test_overfitting_begins_at_the_best_validation_epoch_when_training_goes_on_i
 
 def test_a_killed_run_resumes_at_its_next_epoch(tmp_path):
     # Enough strings that an epoch takes about a second: time to kill it between epochs.
-    command = [sys.executable, "-m", "keras_rnn_lab.cli", "train", "parity", "--preset", "tiny", "--epochs", "6",
-               "--set", "train_size=40000", "--set", "patience=6", "--run-dir", str(tmp_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "keras_rnn_lab.cli",
+        "train",
+        "parity",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "6",
+        "--set",
+        "train_size=40000",
+        "--set",
+        "patience=6",
+        "--run-dir",
+        str(tmp_path),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = tmp_path / "parity_lstm" / "metrics.csv"

@@ -151,7 +151,9 @@ def test_saved_model_takes_raw_strings_and_answers_the_same(tiny_run):
     assert f"saved the recurrent model to {path}" in printed
     again = keras.saving.load_model(path)
     texts = result.data.test.texts[:20]
-    np.testing.assert_allclose(again.predict(texts, verbose=0), result.recurrent.model.predict(texts, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        again.predict(texts, verbose=0), result.recurrent.model.predict(texts, verbose=0), atol=1e-5
+    )
 
 
 # --- your own data -----------------------------------------------------------------
@@ -233,7 +235,9 @@ def test_tfds_catalogue_dataset_with_mock_data(tmp_path):
 
 def test_command_runs_on_a_tfds_dataset_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=40):
-        result = sentiment.main(["--preset", "tiny", "--tfds", "imdb_reviews", "--data-dir", str(tmp_path), "--epochs", "1"])
+        result = sentiment.main(
+            ["--preset", "tiny", "--tfds", "imdb_reviews", "--data-dir", str(tmp_path), "--epochs", "1"]
+        )
     assert result.data.source == "imdb_reviews" and result.recurrent.confusion.sum() == 40
 
 

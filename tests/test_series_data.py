@@ -130,7 +130,9 @@ def test_sliding_windows_errors_name_the_argument():
 
 
 def test_calendar_features():
-    times = np.array(["2012-01-01T00:00", "2012-01-01T06:00", "2012-12-31T23:00", "2013-01-01T12:00"], dtype="datetime64[m]")
+    times = np.array(
+        ["2012-01-01T00:00", "2012-01-01T06:00", "2012-12-31T23:00", "2013-01-01T12:00"], dtype="datetime64[m]"
+    )
     np.testing.assert_array_equal(series_data.hour_of_day(times), [0, 6, 23, 12])
     np.testing.assert_array_equal(series_data.day_of_year(times), [0, 0, 365, 0])  # 2012 is a leap year
     features = series_data.cyclic_features([0, 6, 12, 24], 24)

@@ -66,8 +66,12 @@ def test_keras_file_of_builtins_runs_on_our_layers(tmp_path):
     swapped = keras_rnn_lab.swap_builtin_layers(model)  # the same, from the model in memory
     for candidate in (loaded, swapped):
         layers = _recurrent_layers(candidate)
-        assert [type(layer) for layer in layers] == [keras_rnn_lab.LSTM, keras_rnn_lab.GRU, keras_rnn_lab.GRU,
-                                                     keras_rnn_lab.SimpleRNN]
+        assert [type(layer) for layer in layers] == [
+            keras_rnn_lab.LSTM,
+            keras_rnn_lab.GRU,
+            keras_rnn_lab.GRU,
+            keras_rnn_lab.SimpleRNN,
+        ]
         np.testing.assert_allclose(candidate.predict(_tokens(), verbose=0), expected, rtol=0, atol=1e-5)
         # Compiled as the original (loss, metrics, optimizer settings), ready to fit.
         assert candidate.get_compile_config() == model.get_compile_config()
@@ -86,8 +90,9 @@ def test_builtin_weights_file_loads_into_the_same_model_built_with_ours(tmp_path
     ours = keras_rnn_lab.swap_builtin_layers(_builtin_model())  # same architecture, fresh weights
     assert not np.allclose(ours.predict(_tokens(), verbose=0), builtin.predict(_tokens(), verbose=0))
     ours.load_weights(tmp_path / "builtin.weights.h5")
-    np.testing.assert_allclose(ours.predict(_tokens(), verbose=0), builtin.predict(_tokens(), verbose=0),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        ours.predict(_tokens(), verbose=0), builtin.predict(_tokens(), verbose=0), rtol=0, atol=1e-5
+    )
 
 
 def test_load_model_errors_name_the_file(tmp_path, legacy_files):
@@ -145,8 +150,7 @@ def legacy_files(tmp_path_factory):
         pytest.skip("tf-keras is not installed (pip install -e '.[test]' installs it)")
     folder = tmp_path_factory.mktemp("legacy")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-c", _SAVE_WITH_TF_KERAS, str(folder)], check=True, env=env,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-c", _SAVE_WITH_TF_KERAS, str(folder)], check=True, env=env, capture_output=True)
     return folder
 
 
@@ -157,8 +161,12 @@ def test_legacy_keras_2_model_loads_into_ours(legacy_files):
         keras.saving.load_model(path, compile=False)
     model = keras_rnn_lab.load_model(path)
     layers = _recurrent_layers(model)
-    assert [type(layer) for layer in layers] == [keras_rnn_lab.LSTM, keras_rnn_lab.GRU, keras_rnn_lab.GRU,
-                                                 keras_rnn_lab.SimpleRNN]
+    assert [type(layer) for layer in layers] == [
+        keras_rnn_lab.LSTM,
+        keras_rnn_lab.GRU,
+        keras_rnn_lab.GRU,
+        keras_rnn_lab.SimpleRNN,
+    ]
     # Kept where the file's layer is built directly (Bidirectional rebuilds its
     # copies from get_config, which leaves `implementation` out, as Keras's does).
     assert layers[0].cell.implementation == 2
@@ -167,13 +175,15 @@ def test_legacy_keras_2_model_loads_into_ours(legacy_files):
 
 
 def test_legacy_keras_2_weights_file_loads_into_our_layers(legacy_files):
-    model = keras.Sequential([
-        keras.Input((6, 3)),
-        keras_rnn_lab.LSTM(5, return_sequences=True),
-        keras.layers.Bidirectional(keras_rnn_lab.GRU(4, return_sequences=True)),
-        keras_rnn_lab.SimpleRNN(3),
-        keras.layers.Dense(2),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            keras_rnn_lab.LSTM(5, return_sequences=True),
+            keras.layers.Bidirectional(keras_rnn_lab.GRU(4, return_sequences=True)),
+            keras_rnn_lab.SimpleRNN(3),
+            keras.layers.Dense(2),
+        ]
+    )
     model.load_weights(legacy_files / "legacy_weights.h5")
     x = np.load(legacy_files / "x.npy")
     np.testing.assert_allclose(model.predict(x, verbose=0), np.load(legacy_files / "expected.npy"), rtol=0, atol=1e-5)

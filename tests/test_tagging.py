@@ -59,7 +59,9 @@ def test_scaler_is_fitted_on_the_training_period_only():
     np.testing.assert_array_equal(changed.scaler.std, data.scaler.std)
     np.testing.assert_array_equal(changed.inputs[data.periods["train"]], data.inputs[data.periods["train"]])
     changed_values[:10] += 5  # the training period does move it: the test above could fail
-    assert not np.array_equal(tagging.prepare(dataclasses.replace(series, values=changed_values), config).scaler.mean, data.scaler.mean)
+    assert not np.array_equal(
+        tagging.prepare(dataclasses.replace(series, values=changed_values), config).scaler.mean, data.scaler.mean
+    )
 
 
 def test_training_windows_keep_each_days_label_beside_its_measurements():

@@ -37,7 +37,11 @@ def test_tokenize_keeps_compounds_and_splits_punctuation():
 
 def test_number_pairs_are_num2words_grammar():
     sources, targets = translation.number_pairs([71, 80, 200_071])
-    assert targets == [["soixante", "et", "onze"], ["quatre-vingts"], ["deux", "cent", "mille", "soixante", "et", "onze"]]
+    assert targets == [
+        ["soixante", "et", "onze"],
+        ["quatre-vingts"],
+        ["deux", "cent", "mille", "soixante", "et", "onze"],
+    ]
     assert sources[2] == ["two", "hundred", "thousand", "and", "seventy-one"]
 
 
@@ -112,8 +116,11 @@ def test_trans_de_en_lines_pair_their_alternatives(tmp_path):
     path.write_text(TRANS_FIXTURE, encoding="utf-8")
     german, english = translation.read_trans(str(path))
     assert list(zip(german, english)) == [
-        ("Haus", "house"), ("Häuser", "houses"), ("Guten Morgen!", "Good morning!"), ("Farbe", "colour"),
-    ]  # fmt: skip
+        ("Haus", "house"),
+        ("Häuser", "houses"),
+        ("Guten Morgen!", "Good morning!"),
+        ("Farbe", "colour"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -241,7 +248,9 @@ def test_reported_scores_are_the_translations_own(tiny_result):
         hypotheses = tiny_result.translations[method]
         exact = np.mean([r == h for r, h in zip(references, hypotheses)])
         assert tiny_result.scores[method]["exact_match"] == pytest.approx(exact)
-    assert "greedy mistakes" in translation.format_report(tiny_result) or tiny_result.scores["greedy"]["exact_match"] == 1
+    assert (
+        "greedy mistakes" in translation.format_report(tiny_result) or tiny_result.scores["greedy"]["exact_match"] == 1
+    )
 
 
 def test_keras_round_trip_gives_the_same_outputs_and_translations(tiny_result, tmp_path):
@@ -281,8 +290,9 @@ def test_translate_without_a_model_file_is_a_usage_error(tmp_path, capsys):
 
 def test_command_runs_on_a_mock_tfds_dataset(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=40):
-        result = translation.main(["--preset", "tiny", "--tfds", "ted_hrlr_translate/pt_to_en", "--data-dir",
-                                   str(tmp_path), "--epochs", "1"])  # fmt: skip
+        result = translation.main(
+            ["--preset", "tiny", "--tfds", "ted_hrlr_translate/pt_to_en", "--data-dir", str(tmp_path), "--epochs", "1"]
+        )
     assert len(result.history["loss"]) == 1 and "ted_hrlr_translate/pt_to_en" in capsys.readouterr().out
 
 

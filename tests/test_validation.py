@@ -5,9 +5,9 @@ import re
 import keras
 import numpy as np
 import pytest
+import rnn_reference as ref
 
 import keras_rnn_lab
-import rnn_reference as ref
 
 CELLS = [keras_rnn_lab.SimpleRNNCell, keras_rnn_lab.LSTMCell, keras_rnn_lab.GRUCell]
 GATED_CELLS = [keras_rnn_lab.LSTMCell, keras_rnn_lab.GRUCell]

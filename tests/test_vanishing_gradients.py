@@ -31,7 +31,9 @@ def test_training_flags_are_refused():
 def _measurement(name, input_ratio, state_ratio, forget_bias=None):
     """A Measurement whose distance-127/distance-0 ratios are the given ones."""
     norms = lambda ratio: np.array([ratio, 0.5, 1.0])  # noqa: E731  (first step / last step = ratio)
-    return vanishing_gradients.Measurement(name, norms(state_ratio), norms(input_ratio), np.ones(3), np.ones((3, 2)), forget_bias)
+    return vanishing_gradients.Measurement(
+        name, norms(state_ratio), norms(input_ratio), np.ones(3), np.ones((3, 2)), forget_bias
+    )
 
 
 def test_lecture_claims_are_checked_per_gradient():

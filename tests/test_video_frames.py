@@ -14,10 +14,16 @@ from recipes import video_frames
 
 # Motion names spelled out from (sign of row step, sign of column step); rows grow downwards.
 DIRECTIONS = {
-    (-1, -1): "up-left", (-1, 0): "up", (-1, 1): "up-right",
-    (0, -1): "left", (0, 0): "still", (0, 1): "right",
-    (1, -1): "down-left", (1, 0): "down", (1, 1): "down-right",
-}  # fmt: skip
+    (-1, -1): "up-left",
+    (-1, 0): "up",
+    (-1, 1): "up-right",
+    (0, -1): "left",
+    (0, 0): "still",
+    (0, 1): "right",
+    (1, -1): "down-left",
+    (1, 0): "down",
+    (1, 1): "down-right",
+}
 
 
 def tiny_config(**overrides):
@@ -200,7 +206,10 @@ def test_tiny_preset_learns(tiny_result):
 
 def test_reported_accuracies_are_the_models_own(tiny_result):
     data = video_frames.load_data(tiny_result.config)
-    correct = {name: video_frames.predict_classes(tiny_result.model, clips.frames) == clips.labels for name, clips in data.items()}
+    correct = {
+        name: video_frames.predict_classes(tiny_result.model, clips.frames) == clips.labels
+        for name, clips in data.items()
+    }
     for name in video_frames.SPLITS:
         assert tiny_result.accuracy[name] == pytest.approx(correct[name].mean(), abs=1e-9)
     np.testing.assert_allclose(tiny_result.by_position, correct["test"].mean(axis=0))
@@ -218,7 +227,9 @@ def test_accuracy_by_frames_the_digit_was_shown():
 # --- the command ---------------------------------------------------------------
 def test_main_trains_prints_the_report_and_saves(tmp_path, capsys):
     out = tmp_path / "video.keras"
-    result = video_frames.main(["--preset", "tiny", "--cell", "gru", "--epochs", "2", "--frames", "5", "--out", str(out)])
+    result = video_frames.main(
+        ["--preset", "tiny", "--cell", "gru", "--epochs", "2", "--frames", "5", "--out", str(out)]
+    )
     assert (result.config.cell, result.config.epochs, result.config.frames) == ("gru", 2, 5)
     printed = capsys.readouterr().out
     assert f"test {100 * result.accuracy['test']:.2f}%" in printed

@@ -34,7 +34,9 @@ class RecipeHyperModel(keras_tuner.HyperModel):
     def __init__(self, preset="default", capacity_action="warn", verbose=0, **config_overrides):
         super().__init__(name=f"{self.recipe_name()}_hypermodel")
         if capacity_action not in capacity.ACTIONS:
-            raise ValueError(f"Argument `capacity_action` must be one of {capacity.ACTIONS}; received {capacity_action!r}.")
+            raise ValueError(
+                f"Argument `capacity_action` must be one of {capacity.ACTIONS}; received {capacity_action!r}."
+            )
         self.base_config = recipe_tools.config_from_preset(
             self.recipe.Config, self.recipe.PRESETS, preset, **config_overrides
         )
@@ -106,7 +108,9 @@ class ParityHyperModel(RecipeHyperModel):
         c = self.base_config
         return {
             **space.learning_rate(hp, c.learning_rate),
-            **space.recurrent_size(hp, (4, 8, 16, 32, 64), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            **space.recurrent_size(
+                hp, (4, 8, 16, 32, 64), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell
+            ),
             **space.penalties(hp),
             **space.dropouts(hp, c.dropout, c.recurrent_dropout),
             **space.batch_size(hp, (32, 64, 128), c.batch_size),
@@ -140,8 +144,15 @@ class SentimentHyperModel(RecipeHyperModel):
         c = self.base_config
         return {
             **space.learning_rate(hp, c.learning_rate, low=1e-4, high=1e-2),
-            **space.recurrent_size(hp, (16, 32, 64, 128), c.units, layers=2, default_layers=c.layers,
-                                   cells=("lstm", "gru"), default_cell=c.cell),  # fmt: skip
+            **space.recurrent_size(
+                hp,
+                (16, 32, 64, 128),
+                c.units,
+                layers=2,
+                default_layers=c.layers,
+                cells=("lstm", "gru"),
+                default_cell=c.cell,
+            ),
             **space.penalties(hp),
             **space.dropouts(hp, c.dropout, c.recurrent_dropout),
             "embedding_dropout": hp.Float("embedding_dropout", 0.0, 0.6, step=0.1, default=c.embedding_dropout),
@@ -212,7 +223,9 @@ class ForecastHyperModel(RecipeHyperModel):
         c = self.base_config
         return {
             **space.learning_rate(hp, c.learning_rate),
-            **space.recurrent_size(hp, (16, 32, 64, 128), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            **space.recurrent_size(
+                hp, (16, 32, 64, 128), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell
+            ),
             **space.penalties(hp),
             **space.dropouts(hp, c.dropout, c.recurrent_dropout),
             **space.batch_size(hp, (32, 64, 128), c.batch_size),
@@ -224,8 +237,12 @@ class ForecastHyperModel(RecipeHyperModel):
 
     def fit_arguments(self, config, model):
         x, y = self.recipe.training_windows(self.data, "train", config.stride)
-        return {"x": x, "y": y, "batch_size": config.batch_size,
-                "validation_data": self.recipe.training_windows(self.data, "validation", 1)}  # fmt: skip
+        return {
+            "x": x,
+            "y": y,
+            "batch_size": config.batch_size,
+            "validation_data": self.recipe.training_windows(self.data, "validation", 1),
+        }
 
 
 class TaggingHyperModel(RecipeHyperModel):
@@ -238,7 +255,9 @@ class TaggingHyperModel(RecipeHyperModel):
         c = self.base_config
         return {
             **space.learning_rate(hp, c.learning_rate),
-            **space.recurrent_size(hp, (8, 16, 32, 64), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            **space.recurrent_size(
+                hp, (8, 16, 32, 64), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell
+            ),
             "bidirectional": hp.Boolean("bidirectional", default=c.bidirectional),
             **space.penalties(hp),
             **space.dropouts(hp, c.dropout, c.recurrent_dropout),
@@ -265,7 +284,9 @@ class VideoFramesHyperModel(RecipeHyperModel):
         c = self.base_config
         return {
             **space.learning_rate(hp, c.learning_rate),
-            **space.recurrent_size(hp, (16, 32, 64, 128), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell),
+            **space.recurrent_size(
+                hp, (16, 32, 64, 128), c.units, cells=("lstm", "gru", "simple_rnn"), default_cell=c.cell
+            ),
             **space.penalties(hp),
             **space.dropouts(hp, c.dropout, c.recurrent_dropout),
             **space.batch_size(hp, (32, 64, 128), c.batch_size),
@@ -276,8 +297,12 @@ class VideoFramesHyperModel(RecipeHyperModel):
 
     def fit_arguments(self, config, model):
         train, validation = self.data["train"], self.data["validation"]
-        return {"x": train.frames, "y": train.labels, "batch_size": config.batch_size,
-                "validation_data": (validation.frames, validation.labels)}  # fmt: skip
+        return {
+            "x": train.frames,
+            "y": train.labels,
+            "batch_size": config.batch_size,
+            "validation_data": (validation.frames, validation.labels),
+        }
 
 
 class TranslationHyperModel(RecipeHyperModel):
@@ -306,7 +331,9 @@ class TranslationHyperModel(RecipeHyperModel):
     def fit_arguments(self, config, model):
         (sources, targets), validation = self.data.pairs["train"], self.data.pairs["validation"]
         return {
-            "x": self.recipe.teacher_forcing_dataset(model, sources, targets, config.batch_size, shuffle_seed=config.seed),
+            "x": self.recipe.teacher_forcing_dataset(
+                model, sources, targets, config.batch_size, shuffle_seed=config.seed
+            ),
             "validation_data": self.recipe.teacher_forcing_dataset(model, *validation, config.eval_batch_size),
             "shuffle": False,  # the dataset reshuffles itself every epoch (seeded)
         }
@@ -340,8 +367,13 @@ class CaptioningHyperModel(RecipeHyperModel):
 
     def fit_arguments(self, config, model):
         inputs, targets, weights = self._teacher_forcing("train")
-        return {"x": inputs, "y": targets, "sample_weight": weights, "batch_size": config.batch_size,
-                "validation_data": self._teacher_forcing("validation")}  # fmt: skip
+        return {
+            "x": inputs,
+            "y": targets,
+            "sample_weight": weights,
+            "batch_size": config.batch_size,
+            "validation_data": self._teacher_forcing("validation"),
+        }
 
 
 HYPERMODELS = {

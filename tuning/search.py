@@ -19,9 +19,12 @@ Distributed (keras-tuner's own engine): start one chief and any number of
 workers with the same command and directory, the role set by environment
 variables; workers take trials from the chief until the search is done.
 
-    KERASTUNER_TUNER_ID=chief   KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000 python -m tuning.search parity ... &
-    KERASTUNER_TUNER_ID=tuner0  KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000 python -m tuning.search parity ... &
-    KERASTUNER_TUNER_ID=tuner1  KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000 python -m tuning.search parity ...
+    KERASTUNER_TUNER_ID=chief   KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000 \\
+        python -m tuning.search parity ... &
+    KERASTUNER_TUNER_ID=tuner0  KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000 \\
+        python -m tuning.search parity ... &
+    KERASTUNER_TUNER_ID=tuner1  KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000 \\
+        python -m tuning.search parity ...
 
 On several machines, set KERASTUNER_ORACLE_IP to the chief's address and give
 every process the same --directory on a shared file system (the best model is
@@ -52,7 +55,7 @@ MAX_CONSECUTIVE_FAILED_TRIALS = 10
 
 
 def role():
-    """"chief", "worker" or "single", from keras-tuner's environment variables."""
+    """ "chief", "worker" or "single", from keras-tuner's environment variables."""
     if "KERASTUNER_ORACLE_IP" not in os.environ:
         return "single"
     # keras-tuner's own rule: the process whose tuner id is "chief" serves the oracle.
@@ -171,8 +174,15 @@ def summarize(tuner, trial):
     model = hypermodel.build_model(hypermodel.config(trial.hyperparameters))
     used = capacity.check_capacity(model, hypermodel.count_examples(), hypermodel.example_unit, action="ignore")
     values = dict(trial.hyperparameters.values)
-    return TrialSummary(trial.trial_id, float(trial.score), at_best_step("loss"), best_step + 1, used, values,
-                        at_best_step("val_accuracy"))  # fmt: skip
+    return TrialSummary(
+        trial.trial_id,
+        float(trial.score),
+        at_best_step("loss"),
+        best_step + 1,
+        used,
+        values,
+        at_best_step("val_accuracy"),
+    )
 
 
 def _is_default(tuner, trial):
@@ -197,7 +207,9 @@ def progress_line(trial):
         score = f"val_loss {trial.score:.4f}"
     else:  # a failed trial: the last line of its error
         score = ((trial.message or "").strip().splitlines() or ["no score"])[-1]
-    values = ", ".join(f"{k}={_format_value(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/"))
+    values = ", ".join(
+        f"{k}={_format_value(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+    )
     return f"trial {trial.trial_id} {trial.status.lower()}: {score} | {values}"
 
 
@@ -214,8 +226,10 @@ def completed_trials(tuner):
 def format_table(summaries, default_id=None):
     """The best trials, one row each with their hyperparameters; the recipe's
     defaults (trial `default_id`) are marked with a *."""
-    header = (f"{'trial':>7} {'val_loss':>9} {'val_acc':>8} {'loss':>8} {'gap':>8} {'best epoch':>10} "
-              f"{'params/example':>14}  hyperparameters")  # fmt: skip
+    header = (
+        f"{'trial':>7} {'val_loss':>9} {'val_acc':>8} {'loss':>8} {'gap':>8} {'best epoch':>10} "
+        f"{'params/example':>14}  hyperparameters"
+    )
     lines = [header, "-" * len(header)]
     for s in summaries:
         values = ", ".join(f"{k}={_format_value(v)}" for k, v in s.values.items() if not k.startswith("tuner/"))
@@ -275,20 +289,34 @@ def report(tuner, top=5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tuning.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m tuning.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("recipe", choices=sorted(hypermodels.HYPERMODELS), help="the recipe to tune")
     parser.add_argument("--tuner", default="random", choices=sorted(TUNERS), help="search algorithm")
-    parser.add_argument("--max-trials", dest="max_trials", type=recipe_tools.positive_int, default=10,
-                        help="trials in all (random, bayesian); hyperband's budget is --max-epochs")  # fmt: skip
-    parser.add_argument("--max-epochs", dest="max_epochs", type=recipe_tools.positive_int,
-                        help="most epochs per trial (default: the preset's epochs); early stopping ends trials sooner")  # fmt: skip
+    parser.add_argument(
+        "--max-trials",
+        dest="max_trials",
+        type=recipe_tools.positive_int,
+        default=10,
+        help="trials in all (random, bayesian); hyperband's budget is --max-epochs",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        dest="max_epochs",
+        type=recipe_tools.positive_int,
+        help="most epochs per trial (default: the preset's epochs); early stopping ends trials sooner",
+    )
     parser.add_argument("--directory", default="tuning_runs", help="where trials are written (resume: the same one)")
     parser.add_argument("--project", help="project name inside --directory (default: the recipe's name)")
     parser.add_argument("--preset", default="default", help="the recipe preset every trial starts from")
     parser.add_argument("--seed", type=int, default=0, help="the search's and every trial's seed")
-    parser.add_argument("--reject-oversized", dest="reject_oversized", action="store_true",
-                        help="fail trials whose model has more parameters than training examples")  # fmt: skip
+    parser.add_argument(
+        "--reject-oversized",
+        dest="reject_oversized",
+        action="store_true",
+        help="fail trials whose model has more parameters than training examples",
+    )
     parser.add_argument("--top", type=recipe_tools.positive_int, default=5, help="trials in the final table")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
     args = parser.parse_args(argv)
@@ -303,8 +331,15 @@ def main(argv=None):
         )
         if role() == "worker":
             preflight(hypermodel)
-        tuner = make_tuner(args.tuner, hypermodel, args.directory, args.project or args.recipe,
-                           max_trials=args.max_trials, max_epochs=args.max_epochs, seed=args.seed)  # fmt: skip
+        tuner = make_tuner(
+            args.tuner,
+            hypermodel,
+            args.directory,
+            args.project or args.recipe,
+            max_trials=args.max_trials,
+            max_epochs=args.max_epochs,
+            seed=args.seed,
+        )
     tuner.search()
     if role() == "worker":
         return None

@@ -46,9 +46,24 @@ def _fused_step_gradient(dh, dc, c_prev, i, candidate, f, o, c, c_activated, zer
     x, w, peephole, bias = zeros
     # x, h_prev, w and b are only checked for shape; h_prev gets C_{t-1}'s.
     out = tf.raw_ops.LSTMBlockCellGrad(
-        x=x, cs_prev=c_prev, h_prev=c_prev, w=w, wci=peephole, wcf=peephole, wco=peephole, b=bias,
-        i=i, cs=c, f=f, o=o, ci=candidate, co=c_activated, cs_grad=dc, h_grad=dh, use_peephole=False,
-    )  # fmt: skip
+        x=x,
+        cs_prev=c_prev,
+        h_prev=c_prev,
+        w=w,
+        wci=peephole,
+        wcf=peephole,
+        wco=peephole,
+        b=bias,
+        i=i,
+        cs=c,
+        f=f,
+        o=o,
+        ci=candidate,
+        co=c_activated,
+        cs_grad=dc,
+        h_grad=dh,
+        use_peephole=False,
+    )
     return out.dicfo, out.cs_prev_grad
 
 
@@ -148,7 +163,12 @@ def lstm_recurrence(
             units = w.shape[0]
             # The fused kernel checks x and w against each other: x with 0
             # features and w = W (units, 4*units) pass; neither is read.
-            zeros = (tf.zeros([tf.shape(h0)[0], 0], xp.dtype), w, tf.zeros([units], xp.dtype), tf.zeros([4 * units], xp.dtype))
+            zeros = (
+                tf.zeros([tf.shape(h0)[0], 0], xp.dtype),
+                w,
+                tf.zeros([units], xp.dtype),
+                tf.zeros([4 * units], xp.dtype),
+            )
 
             def backward_step(t, carry, *inputs):
                 dh_next, dc_next = carry
