@@ -20,6 +20,9 @@ import pytest
 import keras_rnn_lab
 
 OURS = (keras_rnn_lab.SimpleRNN, keras_rnn_lab.LSTM, keras_rnn_lab.GRU)
+# The recurrent layers of both test models, in order: an LSTM, a Bidirectional
+# GRU's two directions, a SimpleRNN.
+IN_BOTH_MODELS = [keras_rnn_lab.LSTM, keras_rnn_lab.GRU, keras_rnn_lab.GRU, keras_rnn_lab.SimpleRNN]
 
 
 def _recurrent_layers(model):
@@ -66,12 +69,7 @@ def test_keras_file_of_builtins_runs_on_our_layers(tmp_path):
     swapped = keras_rnn_lab.swap_builtin_layers(model)  # the same, from the model in memory
     for candidate in (loaded, swapped):
         layers = _recurrent_layers(candidate)
-        assert [type(layer) for layer in layers] == [
-            keras_rnn_lab.LSTM,
-            keras_rnn_lab.GRU,
-            keras_rnn_lab.GRU,
-            keras_rnn_lab.SimpleRNN,
-        ]
+        assert [type(layer) for layer in layers] == IN_BOTH_MODELS
         np.testing.assert_allclose(candidate.predict(_tokens(), verbose=0), expected, rtol=0, atol=1e-5)
         # Compiled as the original (loss, metrics, optimizer settings), ready to fit.
         assert candidate.get_compile_config() == model.get_compile_config()
@@ -161,12 +159,7 @@ def test_legacy_keras_2_model_loads_into_ours(legacy_files):
         keras.saving.load_model(path, compile=False)
     model = keras_rnn_lab.load_model(path)
     layers = _recurrent_layers(model)
-    assert [type(layer) for layer in layers] == [
-        keras_rnn_lab.LSTM,
-        keras_rnn_lab.GRU,
-        keras_rnn_lab.GRU,
-        keras_rnn_lab.SimpleRNN,
-    ]
+    assert [type(layer) for layer in layers] == IN_BOTH_MODELS
     # Kept where the file's layer is built directly (Bidirectional rebuilds its
     # copies from get_config, which leaves `implementation` out, as Keras's does).
     assert layers[0].cell.implementation == 2
