@@ -6,15 +6,25 @@ Fast sequence layers (drop-ins for the Keras layers of the same names):
     SimpleRNN, LSTM, GRU
 Models built or saved with keras.layers:
     load_model(path) (.keras or Keras 2 .h5), swap_builtin_layers(model), drop_in_objects()
+
+The parts (each a subpackage; imports run downwards only, and nothing here
+imports `recipes` or `tuning`):
+    cells/        the lecture's cells, one step each
+    layers/       the fast layers, their hand-written BPTT (layers/bptt/), the loop choice
+    data/         offline corpora, series and the shapes world
+    decoding/     greedy and beam search, character sampling
+    training/     the recipe contract, Config base, command line, callbacks, optimizers, runs
+    serving/      SavedModel export
+    diagnostics/  gradient probe, capacity, BLEU
 """
 
-from keras_rnn_lab.gru import GRU
-from keras_rnn_lab.gru_cell import GRUCell, convert_gru_update_convention
-from keras_rnn_lab.lstm import LSTM
-from keras_rnn_lab.lstm_cell import LSTMCell
-from keras_rnn_lab.simple_rnn import SimpleRNN
-from keras_rnn_lab.simple_rnn_cell import SimpleRNNCell
-from keras_rnn_lab.swap import drop_in_objects, load_model, swap_builtin_layers
+from keras_rnn_lab.cells.gru_cell import GRUCell, convert_gru_update_convention
+from keras_rnn_lab.cells.lstm_cell import LSTMCell
+from keras_rnn_lab.cells.simple_rnn_cell import SimpleRNNCell
+from keras_rnn_lab.layers.gru import GRU
+from keras_rnn_lab.layers.lstm import LSTM
+from keras_rnn_lab.layers.simple_rnn import SimpleRNN
+from keras_rnn_lab.layers.swap import drop_in_objects, load_model, swap_builtin_layers
 
 __version__ = "0.1.0"
 

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_rnn_lab  # noqa: E402
-from keras_rnn_lab.bptt import loop  # noqa: E402
+from keras_rnn_lab.layers.bptt import loop  # noqa: E402
 
 # (batch, time, features, units); "reference" is the shape the targets are set on.
 SHAPES = {
@@ -279,7 +279,7 @@ def bench_generation(units=512, length=1000, repeats=5, vocabulary="abcdefghijkl
 
     Speed does not depend on the weights.  Returns {name: seconds for `length` characters}.
     """
-    from keras_rnn_lab.generation import TextGenerator
+    from keras_rnn_lab.decoding.generation import TextGenerator
 
     lookup = keras.layers.StringLookup(vocabulary=list(vocabulary), num_oov_indices=1, mask_token=None)
     characters = keras.Input((None,), dtype="string")

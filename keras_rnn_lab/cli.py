@@ -25,7 +25,7 @@ import sys
 
 import keras
 
-from keras_rnn_lab import runs
+from keras_rnn_lab.training import runs
 
 # name -> (topology, one line on what it shows); the modules load only when used.
 RECIPES = {
@@ -103,8 +103,9 @@ def main(argv=None):
 def train_distributed(recipe, argv):
     """`train RECIPE --strategy mirrored|multi-worker`: the recipe's model and
     training data (through its tuning HyperModel, which holds both), trained by
-    keras_rnn_lab.distributed's custom step; returns (model, history)."""
-    from keras_rnn_lab import distributed, recipe_tools
+    keras_rnn_lab.training.distributed's custom step; returns (model, history)."""
+    from keras_rnn_lab import training
+    from keras_rnn_lab.training import distributed
     from tuning import hypermodels
 
     parser = argparse.ArgumentParser(
@@ -112,9 +113,9 @@ def train_distributed(recipe, argv):
     )
     parser.add_argument("--strategy", required=True, choices=distributed.STRATEGIES)
     parser.add_argument("--preset", default="default")
-    parser.add_argument("--epochs", type=recipe_tools.positive_int, help="epochs (default: the preset's)")
-    parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
-    parser.add_argument("--out", type=recipe_tools.keras_path, help="save the model here (workers beside it)")
+    parser.add_argument("--epochs", type=training.positive_int, help="epochs (default: the preset's)")
+    parser.add_argument("--set", dest="settings", type=training.setting, action="append", metavar="KEY=VALUE")
+    parser.add_argument("--out", type=training.keras_path, help="save the model here (workers beside it)")
     parser.add_argument(
         "--run-dir",
         dest="run_dir",
@@ -122,7 +123,7 @@ def train_distributed(recipe, argv):
         help="metrics.csv and last.keras after every epoch (default runs/RECIPE-distributed)",
     )
     args = parser.parse_args(argv)
-    with recipe_tools.usage_errors(parser):
+    with training.usage_errors(parser):
         if recipe not in hypermodels.HYPERMODELS:
             raise ValueError(
                 f"Argument `recipe`: {recipe!r} has no distributed training; choose from "
@@ -154,7 +155,7 @@ def train_distributed(recipe, argv):
 def evaluate(recipe, argv):
     """`evaluate RECIPE --model M.keras [--preset P] [--set K=V]`: the saved
     model's loss and metrics on the recipe's validation data; returns them."""
-    from keras_rnn_lab import recipe_tools
+    from keras_rnn_lab import training
     from tuning import hypermodels
 
     parser = argparse.ArgumentParser(
@@ -162,9 +163,9 @@ def evaluate(recipe, argv):
     )
     parser.add_argument("--model", required=True, help="a .keras file the recipe saved")
     parser.add_argument("--preset", default="default", help="the preset whose data to use (as trained)")
-    parser.add_argument("--set", dest="settings", type=recipe_tools.setting, action="append", metavar="KEY=VALUE")
+    parser.add_argument("--set", dest="settings", type=training.setting, action="append", metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    with recipe_tools.usage_errors(parser):
+    with training.usage_errors(parser):
         if not os.path.isfile(args.model):
             raise ValueError(f"Argument --model: no such file {args.model!r}.")
         if recipe not in hypermodels.HYPERMODELS:

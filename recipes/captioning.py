@@ -26,7 +26,7 @@ chosen word back: greedy decoding or beam search (`keras_rnn_lab.decoding`).
     python -m recipes.captioning --tfds coco_captions --tfds-data-dir ~/tensorflow_datasets
     python -m recipes.captioning --preset tiny         # seconds, for a smoke test
 
-Data.  By default a generated shapes world (`keras_rnn_lab.shapes_world`):
+Data.  By default a generated shapes world (`keras_rnn_lab.data.shapes_world`):
 one or two objects (circle, square, triangle; six colours; small or large),
 two objects in one of four relations, "a small red circle left of a large
 blue square".  Its rule for which object is named first makes every picture
@@ -75,7 +75,7 @@ LSTM(256)) reached 66.8% exact on seen pairs and 14% on held-out pairs after
   * where things are survives: two coordinate channels (CoordConv) let the
     convolutions see position, and the 8x8 map is flattened into the initial
     state (and attended to), never pooled away, so relations can be read;
-  * the naming rule follows the word order (see `keras_rnn_lab.shapes_world`),
+  * the naming rule follows the word order (see `keras_rnn_lab.data.shapes_world`),
     so a decoder writing left to right settles the first object word by word;
   * shape and colour come apart in the encoder: the convolutions see only
     brightness, so "square" is learnt once for every colour, and the colour
@@ -137,10 +137,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (decoding runs in TensorFlow loops; image files via tf.io)
 
-from keras_rnn_lab import export, shapes_world  # noqa: E402
-from keras_rnn_lab.bleu import corpus_bleu  # noqa: E402
+from keras_rnn_lab.data import shapes_world  # noqa: E402
 from keras_rnn_lab.decoding import beam_search, greedy_decode  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.diagnostics.bleu import corpus_bleu  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     RECURRENT_LAYERS,
     add_common_arguments,
     check_clip,
@@ -154,7 +155,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 PAD, START, END, UNK = 0, 1, 2, 3  # token ids; padding must be 0 (decoding pads with 0)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -981,7 +982,7 @@ SERVED_MAX_WORDS = 16  # the longest caption a served model writes (shapes-world
 
 
 def serving_endpoints(model, vocabulary=None, beam_width=3, max_length=SERVED_MAX_WORDS):
-    """SavedModel signatures (`keras_rnn_lab.export`): "caption" (greedy) and
+    """SavedModel signatures (`keras_rnn_lab.serving.export`): "caption" (greedy) and
     "caption_beam" (`beam_width` beams), each image (batch, H, W, 3) uint8 ->
     caption (batch,) strings.  `vocabulary`: the training run's `Vocabulary`
     (default: the shapes world's, which a model trained on it must match)."""

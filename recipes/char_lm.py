@@ -35,8 +35,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rnn_lab import export, recipe_tools, regularization, text_data
-from keras_rnn_lab.generation import TextGenerator
+from keras_rnn_lab import training
+from keras_rnn_lab.data import text_data
+from keras_rnn_lab.decoding.generation import TextGenerator
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import regularization
 
 HELLO_TEXT = "hello " * 40
 
@@ -101,7 +104,7 @@ PRESETS = {
 
 def config_for(preset, **overrides):
     """The Config of a named preset, with overrides."""
-    return recipe_tools.config_from_preset(Config, PRESETS, preset, **overrides)
+    return training.config_from_preset(Config, PRESETS, preset, **overrides)
 
 
 def load_data(config):
@@ -140,7 +143,7 @@ def build_model(config, vocabulary, stateful=False):
     else:
         characters = keras.Input((None,), dtype="string", name="characters")
     x = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, name="embedding")(lookup(characters))
-    x = recipe_tools.recurrent_layer(
+    x = training.recurrent_layer(
         config.cell,
         config.units,
         builtin=config.builtin,
@@ -153,7 +156,7 @@ def build_model(config, vocabulary, stateful=False):
     logits = keras.layers.Dense(lookup.vocabulary_size(), name="logits")(x)
     model = keras.Model(characters, logits, name=f"char_lm_{config.cell}")
     model.compile(
-        optimizer=recipe_tools.make_optimizer(config),  # Adam, clipped at config.clipnorm
+        optimizer=training.make_optimizer(config),  # Adam, clipped at config.clipnorm
         loss=summed_cross_entropy,
         metrics=[keras.metrics.MeanMetricWrapper(bits_per_character, name="bits_per_char")],
     )
@@ -184,9 +187,9 @@ def windows_dataset(model, text, config, shuffle):
 
 
 def _stream_dataset(model, text, config):
-    """Consecutive windows for truncated BPTT, in order (see recipe_tools.stream_windows)."""
+    """Consecutive windows for truncated BPTT, in order (see training.stream_windows)."""
     lookup = model.get_layer("char_lookup")
-    inputs, targets = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    inputs, targets = training.stream_windows(np.array(list(text)), config.window, config.batch_size)
     return tf.data.Dataset.from_tensor_slices((inputs, targets)).map(
         lambda chars, next_chars: (chars, lookup(next_chars))
     )
@@ -206,7 +209,7 @@ def train(config, out=None):
     callbacks = [
         PrintSamples(config.sample_prime, config.sample_every),
         # The lecture's guidance: train several epochs, stop when validation stops improving.
-        *recipe_tools.stop_early(monitor, config.patience, reduce_lr_patience=1),
+        *training.stop_early(monitor, config.patience, reduce_lr_patience=1),
     ]
     if out is not None:
         callbacks.append(keras.callbacks.ModelCheckpoint(out, monitor=monitor, save_best_only=True))
@@ -234,9 +237,9 @@ def _train_truncated(config, model, vocabulary, train_text, validation_text, out
         )
     monitor = "val_loss" if validation_ds is not None else "loss"
     callbacks = [
-        recipe_tools.ResetStates(),  # a fresh state each epoch and before validation
+        training.ResetStates(),  # a fresh state each epoch and before validation
         PrintSamples(config.sample_prime, config.sample_every),  # samples step the cell, stateful or not
-        *recipe_tools.stop_early(monitor, config.patience, reduce_lr_patience=1),
+        *training.stop_early(monitor, config.patience, reduce_lr_patience=1),
     ]
     # shuffle=False: the windows must arrive in order for the state to carry over.
     history = stateful.fit(
@@ -274,7 +277,7 @@ def _sample_command(argv):
 
 
 def serving_endpoints(model):
-    """SavedModel signatures (`keras_rnn_lab.export`).  "generate": prime (a
+    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "generate": prime (a
     string), length, temperature and seed (scalars) -> text, the prime followed
     by `length` sampled characters: TextGenerator's whole loop inside the graph,
     so the same seed gives the same text as `sample`."""
@@ -302,7 +305,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m recipes.char_lm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    recipe_tools.add_common_arguments(parser, PRESETS)
+    training.add_common_arguments(parser, PRESETS)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--text", dest="text_path", help="train on this UTF-8 text file")
     source.add_argument("--tfds", dest="tfds_name", help="a TFDS text dataset prepared locally, e.g. tiny_shakespeare")
@@ -310,13 +313,13 @@ def main(argv=None):
         "--tbptt", action="store_true", default=None, help="truncated BPTT: stateful training over consecutive windows"
     )
     args = parser.parse_args(argv)
-    with recipe_tools.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
+    with training.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
         config = config_for(
             args.preset,
             text_path=args.text_path,
             tfds_name=args.tfds_name,
             tbptt=args.tbptt,
-            **recipe_tools.common_overrides(args),
+            **training.common_overrides(args),
         )
     if config.text_path or config.tfds_name:
         config = dataclasses.replace(config, text=None)

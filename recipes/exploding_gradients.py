@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_positive_int,
     common_overrides,

@@ -64,8 +64,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab import export, series_data  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.data import series_data  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_clip,
     check_positive_int,
@@ -77,7 +78,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 # Inference keeps no activations, so large batches are cheap.
 EVALUATION_BATCH_SIZE = 512
@@ -132,7 +133,7 @@ class Config(Regularisation):
     patience: int = 5  # epochs without validation progress before stopping (best weights kept)
     batch_size: int = 64
     learning_rate: float = 3e-3  # reached a lower validation loss than 1e-3, in fewer epochs
-    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
     clipvalue: float = None
     seed: int = 0
 
@@ -395,7 +396,7 @@ def format_report(result):
 
 
 def serving_endpoints(model):
-    """SavedModel signatures (`keras_rnn_lab.export`).  "forecast": features
+    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "forecast": features
     (batch, time, features) as `prepare` makes them (standardized; column 1 the
     anchor) -> next_value (batch, time, 1), standardized like the inputs: the
     scaler's mean and std (printed by training) turn it back into the series' units."""

@@ -58,7 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     INITIALISATIONS,
     RECURRENT_LAYERS,
     add_common_arguments,
@@ -105,7 +105,7 @@ class Config:
     patience: int = 15  # epochs without +0.01 validation accuracy before giving up; measured: runs flat at
     # chance for 8-10 epochs then solved L = 100, so the default never gives up early (--patience 5: cheaper, may miss)
     solved_accuracy: float = 0.99
-    clipnorm: float = None  # gradient clipping (recipe_tools.make_optimizer); None: off
+    clipnorm: float = None  # gradient clipping (training.make_optimizer); None: off
     clipvalue: float = None
     seed: int = 0
 

@@ -37,8 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab import export  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_clip,
     check_positive_int,
@@ -51,7 +51,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
 PAD, ZERO, ONE = 0, 1, 2
@@ -81,7 +81,7 @@ class Config(Regularisation):
     batch_size: int = 64  # measured: 128 left one LSTM seed of five at 99.7-99.9% on 500-1000
     learning_rate: float = 1e-2  # Adam: parity clicks in epoch 1-2; at the default 1e-3, in epoch 3-4
     patience: int = 2  # early stopping on the short validation strings keeps the best weights
-    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
     clipvalue: float = None
     seed: int = 0  # weights, data and shuffling
 
@@ -275,7 +275,7 @@ def format_table(results):
 
 
 def serving_endpoints(model):
-    """SavedModel signatures (`keras_rnn_lab.export`).  "classify": tokens
+    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "classify": tokens
     (batch, time) int32, bit b as b + 1 and 0 as padding -> probabilities
     (batch, 2) of (odd, even), label_id (1 = an even number of 1s) and label."""
     postprocess = export.classifier_outputs(("odd", "even"))

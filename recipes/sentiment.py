@@ -60,7 +60,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (tf.data input pipelines)
 import tensorflow_datasets as tfds  # noqa: E402
 
-from keras_rnn_lab import export, recipe_tools, regularization, text_data  # noqa: E402
+from keras_rnn_lab import training  # noqa: E402
+from keras_rnn_lab.data import text_data  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import regularization  # noqa: E402
 
 SHIPPED_FILE = "rotten_tomatoes_full.csv.bz2"
 # The shipped file's categories: the two review labels, and plot summaries to drop.
@@ -89,7 +92,7 @@ class Config(regularization.Regularisation):
     epochs: int = 10  # upper bound: early stopping ends the LSTM after ~4, the average after ~8
     learning_rate: float = 1e-3  # Adam; at 2e-3 the LSTM overfits within its first epoch
     patience: int = 2  # epochs without a better validation loss before stopping (best weights kept)
-    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
     clipvalue: float = None
     split_fractions: tuple = (0.8, 0.1, 0.1)  # train, validation, test; per class
     csv_path: str = None  # a CSV of your own, else tfds_name, else the shipped snippets
@@ -112,13 +115,13 @@ class Config(regularization.Regularisation):
             "patience",
         )
         for name in counts:
-            recipe_tools.check_positive_int(name, getattr(self, name))
+            training.check_positive_int(name, getattr(self, name))
         if self.max_examples is not None:
-            recipe_tools.check_positive_int("max_examples", self.max_examples)
+            training.check_positive_int("max_examples", self.max_examples)
         for name in ("embedding_dropout", "dropout", "recurrent_dropout", "output_dropout"):
-            recipe_tools.check_rate(name, getattr(self, name))
+            training.check_rate(name, getattr(self, name))
         for name in ("clipnorm", "clipvalue"):
-            recipe_tools.check_clip(name, getattr(self, name))
+            training.check_clip(name, getattr(self, name))
         regularization.check_penalties(self)
         self.split_fractions = check_fractions("split_fractions", self.split_fractions, count=len(SPLITS))
         if self.csv_path is not None and self.tfds_name is not None:
@@ -150,7 +153,7 @@ PRESETS = {
 
 def config_for(preset, **overrides):
     """The Config of a named preset, with overrides."""
-    return recipe_tools.config_from_preset(Config, PRESETS, preset, **overrides)
+    return training.config_from_preset(Config, PRESETS, preset, **overrides)
 
 
 # --- data ----------------------------------------------------------------------
@@ -403,7 +406,7 @@ def build_model(config, vocabulary, baseline=False):
     model = keras.Model(
         strings, classifier(vectorizer(strings)), name=classifier.name.replace("classifier", "sentiment")
     )
-    return recipe_tools.compile_for_classes(model, recipe_tools.make_optimizer(config))
+    return training.compile_for_classes(model, training.make_optimizer(config))
 
 
 def _embedded_ids(config, vocabulary_size):
@@ -424,7 +427,7 @@ def _recurrent_classifier(config, vocabulary_size):
     layers = _embedded_ids(config, vocabulary_size)
     for i in range(config.layers):
         last = i == config.layers - 1
-        layer = recipe_tools.recurrent_layer(
+        layer = training.recurrent_layer(
             config.cell,
             config.units,
             builtin=config.builtin,
@@ -497,7 +500,7 @@ def fit_model(model, data, config, verbose=0):
     """Fit on the training split; stop when the validation loss stops improving and
     keep the best epoch's weights.  Returns History.history."""
     train_ds, validation_ds = training_dataset(data.train, config), validation_dataset(data.validation)
-    callbacks = recipe_tools.stop_early("val_loss", config.patience)
+    callbacks = training.stop_early("val_loss", config.patience)
     history = model.fit(
         train_ds,
         validation_data=validation_ds,
@@ -568,7 +571,7 @@ def format_report(result):
 
 # --- command line --------------------------------------------------------------
 def serving_endpoints(model, class_names=CLASS_NAMES):
-    """SavedModel signatures (`keras_rnn_lab.export`).  "classify": text
+    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "classify": text
     (batch,) raw strings -> probabilities (batch, 2), label_id and label (one
     of `class_names`); the vectorizer and its vocabulary are inside the graph."""
     text = tf.TensorSpec((None,), tf.string, name="text")
@@ -587,11 +590,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m recipes.sentiment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    recipe_tools.add_common_arguments(parser, PRESETS)
+    training.add_common_arguments(parser, PRESETS)
     parser.add_argument(
         "--bidirectional", action=argparse.BooleanOptionalAction, help="read both ways (default: the preset's)"
     )
-    parser.add_argument("--layers", type=recipe_tools.positive_int, help="stacked recurrent layers")
+    parser.add_argument("--layers", type=training.positive_int, help="stacked recurrent layers")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--csv", dest="csv_path", help="a CSV of your own with a header row")
     source.add_argument("--tfds", dest="tfds_name", help="a TFDS dataset prepared locally, e.g. imdb_reviews")
@@ -603,7 +606,7 @@ def main(argv=None):
         parser.error("arguments --text-column/--label-column: only with --csv")
     if args.tfds_name is None and args.data_dir:
         parser.error("argument --data-dir: only with --tfds")
-    with recipe_tools.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
+    with training.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
         config = config_for(
             args.preset,
             bidirectional=args.bidirectional,
@@ -613,7 +616,7 @@ def main(argv=None):
             text_column=args.text_column,
             label_column=args.label_column,
             data_dir=args.data_dir,
-            **recipe_tools.common_overrides(args),
+            **training.common_overrides(args),
         )
     result = train(config)
     print()

@@ -50,8 +50,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab import export, series_data  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.data import series_data  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_clip,
     check_positive_int,
@@ -64,7 +65,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
 FEATURES = ("log1p_precipitation", "temp_max", "temp_min", "wind", "sin_day", "cos_day")
@@ -87,7 +88,7 @@ class Config(Regularisation):
     patience: int = 6  # epochs without validation progress before stopping (best weights kept)
     batch_size: int = 32
     learning_rate: float = 3e-3
-    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
     clipvalue: float = None
     seed: int = 0
 
@@ -300,7 +301,7 @@ def format_report(result):
 
 
 def serving_endpoints(model):
-    """SavedModel signatures (`keras_rnn_lab.export`).  "tag": measurements
+    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "tag": measurements
     (batch, days, FEATURES) standardized as `prepare` makes them ->
     probabilities (batch, days, CLASSES), label_id and label for every day."""
     postprocess = export.classifier_outputs(CLASSES)

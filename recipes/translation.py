@@ -71,9 +71,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_rnn_lab import decoding, export  # noqa: E402
-from keras_rnn_lab.bleu import corpus_bleu  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab import decoding  # noqa: E402
+from keras_rnn_lab.diagnostics.bleu import corpus_bleu  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_clipping,
     check_positive_int,
@@ -86,7 +87,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 START, END, UNKNOWN = "[START]", "[END]", "[UNK]"  # the lookups' padding is "" (id 0)
 SPLITS = ("train", "validation", "test")
@@ -314,7 +315,7 @@ def read_tfds(name, data_dir=None, max_pairs=None):
     """split -> (sources, targets) text of a prepared TFDS translation dataset (never downloads)."""
     import tensorflow_datasets as tfds
 
-    from keras_rnn_lab.text_data import default_data_dir
+    from keras_rnn_lab.data.text_data import default_data_dir
 
     data_dir = data_dir or default_data_dir()
     texts = {}
@@ -675,7 +676,7 @@ def graph_tokens(text):
 
 
 def serving_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
-    """SavedModel signatures (`keras_rnn_lab.export`): "translate" (greedy) and
+    """SavedModel signatures (`keras_rnn_lab.serving.export`): "translate" (greedy) and
     "translate_beam" (`beam_width` beams), each text (batch,) raw source
     sentences -> translation (batch,) strings, words joined by spaces.
     Tokenizing, both lookups and the whole search run inside the graph."""

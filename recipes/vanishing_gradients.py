@@ -44,8 +44,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_rnn_lab.gradient_probe import probe_gradients  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.diagnostics.gradient_probe import probe_gradients  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     INITIALISATIONS,
     RECURRENT_LAYERS,
     add_common_arguments,

@@ -62,8 +62,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from keras_rnn_lab import export  # noqa: E402
-from keras_rnn_lab.recipe_tools import (  # noqa: E402
+from keras_rnn_lab.serving import export  # noqa: E402
+from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_clip,
     check_positive_int,
@@ -76,7 +76,7 @@ from keras_rnn_lab.recipe_tools import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
 DIGIT_CLASSES = 10
@@ -112,7 +112,7 @@ class Config(Regularisation):
     batch_size: int = 64
     learning_rate: float = 3e-3  # Adam
     patience: int = 4  # epochs without a better val_loss before stopping (best weights kept); the rate drops after 2
-    clipnorm: float = None  # gradient clipping, see recipe_tools.make_optimizer; None: off
+    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
     clipvalue: float = None
     seed: int = 0  # source-image split, clips, weights and shuffling
 
@@ -449,7 +449,7 @@ def format_report(result):
 
 
 def serving_endpoints(model):
-    """SavedModel signatures (`keras_rnn_lab.export`).  "label_frames": frames
+    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "label_frames": frames
     (batch, frames, canvas, canvas, 1) with pixel values in [0, 1] ->
     probabilities, label_id and label for every frame (the digit "0"-"9",
     or with the motion target the direction, e.g. "up-left")."""

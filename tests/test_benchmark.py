@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_rnn_lab import benchmark
-from keras_rnn_lab.bptt import loop
+from keras_rnn_lab.layers.bptt import loop
 
 
 def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from keras_rnn_lab.bleu import corpus_bleu, corpus_bleu_details
+from keras_rnn_lab.diagnostics.bleu import corpus_bleu, corpus_bleu_details
 
 
 def test_perfect_and_disjoint():

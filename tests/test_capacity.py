@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rnn_lab import capacity, regularization
-from keras_rnn_lab.recipe_tools import recurrent_layer
+from keras_rnn_lab.diagnostics import capacity
+from keras_rnn_lab.training import recurrent_layer, regularization
 
 
 def lstm_model(units=4, features=3):

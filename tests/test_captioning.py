@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rnn_lab import shapes_world
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.data import shapes_world
+from keras_rnn_lab.training import config_from_preset
 from recipes import captioning
 
 

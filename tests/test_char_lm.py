@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rnn_lab import recipe_tools
-from keras_rnn_lab.generation import TextGenerator
+from keras_rnn_lab import training
+from keras_rnn_lab.decoding.generation import TextGenerator
 from recipes import char_lm
 
 
@@ -66,7 +66,7 @@ def test_truncated_bptt_carries_the_state_across_windows():
     config, stateful, stateless = _tbptt_models()
     rng = np.random.default_rng(0)
     text = "".join(rng.choice(list("abcdefgh"), size=2 * 10 + 1))
-    inputs, _ = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    inputs, _ = training.stream_windows(np.array(list(text)), config.window, config.batch_size)
     first, second = inputs[0], inputs[1]  # (2 streams, 5): the second continues the first
     stateful(first)
     carried = stateful(second).numpy()
@@ -83,7 +83,7 @@ def test_truncated_bptt_gradients_stop_at_the_window_start():
     config, stateful, stateless = _tbptt_models()
     rng = np.random.default_rng(1)
     text = "".join(rng.choice(list("abcdefgh"), size=2 * 10 + 1))
-    inputs, targets = recipe_tools.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    inputs, targets = training.stream_windows(np.array(list(text)), config.window, config.batch_size)
     lookup = stateful.get_layer("char_lookup")
     target_ids = lookup(targets[1])
 

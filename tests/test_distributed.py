@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rnn_lab import distributed
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.training import config_from_preset, distributed
 from recipes import parity
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

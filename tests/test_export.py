@@ -1,4 +1,4 @@
-"""keras_rnn_lab.export: SavedModels that serve without this package, written safely."""
+"""keras_rnn_lab.serving.export: SavedModels that serve without this package, written safely."""
 
 import os
 import subprocess
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rnn_lab import export
-from keras_rnn_lab.recipe_tools import recurrent_layer
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import recurrent_layer
 from tests.serving import serve_in_fresh_process
 
 

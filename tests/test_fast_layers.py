@@ -17,7 +17,7 @@ import rnn_reference as ref
 import tensorflow as tf
 
 import keras_rnn_lab
-from keras_rnn_lab.bptt import loop
+from keras_rnn_lab.layers.bptt import loop
 
 LAYER_OF_CELL = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
 

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rnn_lab import series_data
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.data import series_data
+from keras_rnn_lab.training import config_from_preset
 from recipes import forecast
 
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_rnn_lab
-from keras_rnn_lab.generation import TextGenerator
+from keras_rnn_lab.decoding.generation import TextGenerator
 
 
 def _char_model(recurrent, vocabulary="abcde "):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rnn_lab.gradient_probe import probe_gradients
-from keras_rnn_lab.recipe_tools import initialisation, recurrent_layer
+from keras_rnn_lab.diagnostics.gradient_probe import probe_gradients
+from keras_rnn_lab.training import initialisation, recurrent_layer
 
 CELLS = ("simple_rnn", "lstm", "gru")
 BATCH, STEPS, FEATURES, UNITS = 2, 6, 3, 4

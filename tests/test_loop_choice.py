@@ -15,7 +15,7 @@ import rnn_reference as ref
 import tensorflow as tf
 
 import keras_rnn_lab
-from keras_rnn_lab import loop_choice
+from keras_rnn_lab.layers import loop_choice
 
 FakeDevice = collections.namedtuple("FakeDevice", ["name", "device_type"])
 GPU = [FakeDevice("/device:GPU:0", "GPU")]

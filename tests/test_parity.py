@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_rnn_lab
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.training import config_from_preset
 from recipes import parity
 
 

@@ -13,9 +13,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rnn_lab import export, shapes_world
-from keras_rnn_lab.generation import TextGenerator
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.data import shapes_world
+from keras_rnn_lab.decoding.generation import TextGenerator
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import config_from_preset
 from recipes import captioning, char_lm, forecast, parity, sentiment, tagging, translation, video_frames
 from tests.serving import Job, serve_many
 

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rnn_lab import recipe_tools
-from keras_rnn_lab.recipe_tools import ForgetGateBias, initialisation, make_optimizer, stream_windows
+from keras_rnn_lab import training
+from keras_rnn_lab.training import ForgetGateBias, initialisation, make_optimizer, stream_windows
 
 
 @dataclasses.dataclass
@@ -21,10 +21,10 @@ class _Config:
 
 
 def test_clip_flags_reach_the_config_and_the_optimizer():
-    parser = recipe_tools.add_common_arguments(argparse.ArgumentParser(), {"default": {}})
-    overrides = recipe_tools.common_overrides(parser.parse_args(["--clipnorm", "2.5"]))
+    parser = training.add_common_arguments(argparse.ArgumentParser(), {"default": {}})
+    overrides = training.common_overrides(parser.parse_args(["--clipnorm", "2.5"]))
     assert overrides["clipnorm"] == 2.5 and overrides["clipvalue"] is None
-    assert recipe_tools.common_overrides(parser.parse_args(["--clipvalue", "0.5"]))["clipvalue"] == 0.5
+    assert training.common_overrides(parser.parse_args(["--clipvalue", "0.5"]))["clipvalue"] == 0.5
     for bad in (["--clipnorm", "0"], ["--clipnorm", "1", "--clipvalue", "1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
@@ -65,19 +65,19 @@ def test_bad_optimizer_fields_are_named(field, value, error, message):
 
 def test_compile_for_classes_takes_an_optimizer_or_a_rate():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    recipe_tools.compile_for_classes(model, make_optimizer(_Config(clipvalue=0.1)))
+    training.compile_for_classes(model, make_optimizer(_Config(clipvalue=0.1)))
     assert model.optimizer.clipvalue == 0.1
-    recipe_tools.compile_for_classes(model, 1e-3, clipnorm=5.0)
+    training.compile_for_classes(model, 1e-3, clipnorm=5.0)
     assert model.optimizer.clipnorm == 5.0
     with pytest.raises(ValueError, match="Pass `clipnorm` in the optimizer"):
-        recipe_tools.compile_for_classes(model, make_optimizer(_Config()), clipnorm=1.0)
+        training.compile_for_classes(model, make_optimizer(_Config()), clipnorm=1.0)
 
 
 def test_stop_early_stops_on_nan_and_at_the_target(rng):
-    callbacks = recipe_tools.stop_early("val_accuracy", 2, mode="max", stop_at=0.9)
+    callbacks = training.stop_early("val_accuracy", 2, mode="max", stop_at=0.9)
     assert isinstance(callbacks[0], keras.callbacks.TerminateOnNaN)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-    recipe_tools.compile_for_classes(model, 0.1)
+    training.compile_for_classes(model, 0.1)
     x = rng.normal(size=(64, 2)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")  # separable: accuracy reaches 0.9 within a few epochs
     history = model.fit(x, y, validation_data=(x, y), epochs=50, callbacks=callbacks, verbose=0)
@@ -86,12 +86,12 @@ def test_stop_early_stops_on_nan_and_at_the_target(rng):
 
 
 def test_forget_gate_bias_and_the_lecture_initialisation():
-    layer = recipe_tools.recurrent_layer("lstm", 5, **initialisation("lstm", "lecture", forget_bias=3.0, seed=1))
+    layer = training.recurrent_layer("lstm", 5, **initialisation("lstm", "lecture", forget_bias=3.0, seed=1))
     layer.build((None, None, 400))
     kernel, recurrent, bias = layer.get_weights()
     np.testing.assert_array_equal(bias, np.repeat([0.0, 3.0, 0.0, 0.0], 5))
     assert abs(kernel.std() - 0.1) < 0.005 and abs(recurrent.std() - 0.1) < 0.02
-    keras_default = recipe_tools.recurrent_layer("simple_rnn", 6, **initialisation("simple_rnn", "keras"))
+    keras_default = training.recurrent_layer("simple_rnn", 6, **initialisation("simple_rnn", "keras"))
     keras_default.build((None, None, 3))
     recurrent = keras_default.get_weights()[1]
     np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(6), atol=1e-5)  # orthogonal
@@ -120,7 +120,7 @@ def test_reset_states_zeroes_stateful_layers_each_epoch_and_before_validation(rn
     model = keras.Sequential(
         [
             keras.Input((4, 2), batch_size=3),
-            recipe_tools.recurrent_layer("gru", 5, stateful=True),
+            training.recurrent_layer("gru", 5, stateful=True),
             keras.layers.Dense(1),
         ]
     )
@@ -143,7 +143,7 @@ def test_reset_states_zeroes_stateful_layers_each_epoch_and_before_validation(rn
         epochs=2,
         shuffle=False,
         validation_data=(x, y),
-        callbacks=[recipe_tools.ResetStates(), Record()],
+        callbacks=[training.ResetStates(), Record()],
         verbose=0,
     )
     assert seen == [0.0, 0.0, 0.0, 0.0]  # epoch 1, its validation, epoch 2, its validation
@@ -151,25 +151,23 @@ def test_reset_states_zeroes_stateful_layers_each_epoch_and_before_validation(rn
 
 
 def test_reset_states_reaches_layers_inside_bidirectional_and_nested_models(rng):
-    inner = keras.Sequential(
-        [keras.Input((4, 2), batch_size=3), recipe_tools.recurrent_layer("lstm", 3, stateful=True)]
-    )
+    inner = keras.Sequential([keras.Input((4, 2), batch_size=3), training.recurrent_layer("lstm", 3, stateful=True)])
     model = keras.Sequential(
         [
             keras.Input((4, 2), batch_size=3),
-            keras.layers.Bidirectional(recipe_tools.recurrent_layer("gru", 5, stateful=True, return_sequences=True)),
+            keras.layers.Bidirectional(training.recurrent_layer("gru", 5, stateful=True, return_sequences=True)),
             keras.layers.Dense(2),
             inner,
             keras.layers.Dense(1),
         ]
     )
     model.compile("sgd", "mse")
-    stateful = recipe_tools.recurrent_layers(model)
+    stateful = training.recurrent_layers(model)
     assert len(stateful) == 3 and all(layer.stateful for layer in stateful)
     x, y = rng.normal(size=(6, 4, 2)).astype("float32"), rng.normal(size=(6, 1)).astype("float32")
     model.fit(x, y, batch_size=3, epochs=1, shuffle=False, verbose=0)
     assert all(np.abs(layer.states[0].numpy()).max() > 0 for layer in stateful)  # the states moved
-    reset = recipe_tools.ResetStates()
+    reset = training.ResetStates()
     reset.set_model(model)
     reset.on_epoch_begin(1)
     assert all(np.abs(state.numpy()).max() == 0 for layer in stateful for state in layer.states)
@@ -183,7 +181,7 @@ def test_every_recipe_config_carries_clipping_into_its_optimizer(name):
     fields = {f.name: f.default for f in dataclasses.fields(recipe.Config)}
     assert fields["clipvalue"] is None
     assert fields["clipnorm"] == (5.0 if name == "char_lm" else None)  # char_lm always clipped at 5
-    config = recipe_tools.config_from_preset(recipe.Config, recipe.PRESETS, "tiny", clipvalue=0.25)
+    config = training.config_from_preset(recipe.Config, recipe.PRESETS, "tiny", clipvalue=0.25)
     config = dataclasses.replace(config, clipnorm=None)
     extra = {"sentiment": (["", "[UNK]", "a"],), "char_lm": (list("ab"),)}.get(name, ())
     model = recipe.build_model(config, *extra)

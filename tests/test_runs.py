@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from keras_rnn_lab import cli, runs
+from keras_rnn_lab import cli
+from keras_rnn_lab.training import runs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

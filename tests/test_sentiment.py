@@ -11,7 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import keras_rnn_lab
-from keras_rnn_lab import text_data
+from keras_rnn_lab.data import text_data
 from recipes import sentiment
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd  # vega_datasets' own dependency: an independent reader of the same files
 import pytest
 
-from keras_rnn_lab import series_data
+from keras_rnn_lab.data import series_data
 
 
 def read_with_pandas(name):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_rnn_lab import shapes_world as sw
+from keras_rnn_lab.data import shapes_world as sw
 
 
 @pytest.fixture(scope="module")

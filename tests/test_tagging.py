@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import f1_score
 
 import keras_rnn_lab
-from keras_rnn_lab import series_data
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.data import series_data
+from keras_rnn_lab.training import config_from_preset
 from recipes import tagging
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_rnn_lab import text_data
+from keras_rnn_lab.data import text_data
 
 
 def test_sonnets_prepare_offline_and_load_through_tfds(tmp_path):

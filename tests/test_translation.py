@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.training import config_from_preset
 from recipes import translation
 
 

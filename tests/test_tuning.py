@@ -14,7 +14,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_rnn_lab import capacity
+from keras_rnn_lab.diagnostics import capacity
 from tuning import hypermodels, search
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

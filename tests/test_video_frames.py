@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import keras_rnn_lab
-from keras_rnn_lab.recipe_tools import config_from_preset
+from keras_rnn_lab.training import config_from_preset
 from recipes import video_frames
 
 # Motion names spelled out from (sign of row step, sign of column step); rows grow downwards.

@@ -7,7 +7,7 @@ search space from `tuning.space`, and a `fit` that stops early.
 Each HyperModel loads the recipe's data once (on first use) and shares it
 between trials; `build(hp)` maps the hyperparameters onto the recipe's
 `Config` and calls the recipe's `build_model` (never a copy of it), then counts
-parameters against training examples (`keras_rnn_lab.capacity`): a warning, or
+parameters against training examples (`keras_rnn_lab.diagnostics.capacity`): a warning, or
 with `capacity="reject"` a failed trial the search skips.  `fit` trains for at
 most `config.epochs` (or the tuner's Hyperband budget) and stops when the
 validation loss stops improving: epochs are never a searched value.
@@ -18,7 +18,9 @@ import dataclasses
 import keras
 import keras_tuner
 
-from keras_rnn_lab import capacity, recipe_tools, text_data
+from keras_rnn_lab import training
+from keras_rnn_lab.data import text_data
+from keras_rnn_lab.diagnostics import capacity
 from recipes import captioning, char_lm, forecast, parity, sentiment, tagging, translation, video_frames
 from tuning import space
 
@@ -37,7 +39,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 f"Argument `capacity_action` must be one of {capacity.ACTIONS}; received {capacity_action!r}."
             )
-        self.base_config = recipe_tools.config_from_preset(
+        self.base_config = training.config_from_preset(
             self.recipe.Config, self.recipe.PRESETS, preset, **config_overrides
         )
         self.capacity_action = capacity_action
@@ -80,7 +82,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         is Hyperband's budget when it sets one, else the config's upper bound.
         """
         config = self.config(hp)
-        callbacks = list(callbacks or []) + recipe_tools.stop_early("val_loss", config.patience)
+        callbacks = list(callbacks or []) + training.stop_early("val_loss", config.patience)
         fit_kwargs = {**self.fit_arguments(config, model), **kwargs}
         return model.fit(*args, epochs=epochs or config.epochs, callbacks=callbacks, verbose=self.verbose, **fit_kwargs)
 

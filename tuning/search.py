@@ -41,7 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras_tuner  # noqa: E402
 
-from keras_rnn_lab import capacity, recipe_tools  # noqa: E402
+from keras_rnn_lab import training  # noqa: E402
+from keras_rnn_lab.diagnostics import capacity  # noqa: E402
 from tuning import hypermodels  # noqa: E402
 
 TUNERS = {
@@ -137,7 +138,7 @@ def make_tuner(name, hypermodel, directory, project_name, max_trials=None, max_e
     if name == "hyperband":
         tuner_class = type("RecipeHyperband", (_RecipeTuner, keras_tuner.Hyperband), {})
         return tuner_class(max_epochs=max_epochs or hypermodel.base_config.epochs, **common, **files)
-    recipe_tools.check_positive_int("max_trials", max_trials)
+    training.check_positive_int("max_trials", max_trials)
     oracle_class = type(f"DefaultFirst{ORACLES[name].__name__}", (_DefaultFirst, ORACLES[name]), {})
     tuner_class = type("RecipeTuner", (_RecipeTuner, keras_tuner.Tuner), {})
     return tuner_class(oracle=oracle_class(max_trials=max_trials, **common), **files)
@@ -297,14 +298,14 @@ def main(argv=None):
     parser.add_argument(
         "--max-trials",
         dest="max_trials",
-        type=recipe_tools.positive_int,
+        type=training.positive_int,
         default=10,
         help="trials in all (random, bayesian); hyperband's budget is --max-epochs",
     )
     parser.add_argument(
         "--max-epochs",
         dest="max_epochs",
-        type=recipe_tools.positive_int,
+        type=training.positive_int,
         help="most epochs per trial (default: the preset's epochs); early stopping ends trials sooner",
     )
     parser.add_argument("--directory", default="tuning_runs", help="where trials are written (resume: the same one)")
@@ -317,10 +318,10 @@ def main(argv=None):
         action="store_true",
         help="fail trials whose model has more parameters than training examples",
     )
-    parser.add_argument("--top", type=recipe_tools.positive_int, default=5, help="trials in the final table")
+    parser.add_argument("--top", type=training.positive_int, default=5, help="trials in the final table")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
     args = parser.parse_args(argv)
-    with recipe_tools.usage_errors(parser):
+    with training.usage_errors(parser):
         overrides = {"seed": args.seed, "epochs": args.max_epochs}
         hypermodel = hypermodels.get(
             args.recipe,

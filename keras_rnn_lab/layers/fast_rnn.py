@@ -11,7 +11,7 @@ the fast one (on a GPU the built-in's cuDNN kernel is):
     1. dropout on x_t (constant across time) is applied to the whole sequence;
     2. xp = x U + b for all steps in one matmul before the loop when training
        (inside the loop, step by step, for inference: faster there);
-    3. the recurrence runs in `keras_rnn_lab.bptt`, whose custom gradient keeps one
+    3. the recurrence runs in `keras_rnn_lab.layers.bptt`, whose custom gradient keeps one
        matmul per step in each direction.
 
 Where the fast path cannot apply (another backend, `unroll=True`, an activation
@@ -21,8 +21,9 @@ the hand-written derivative does not cover) the layer falls back to
 
 import keras
 
-from keras_rnn_lab import _validation, loop_choice
-from keras_rnn_lab.bptt import loop
+from keras_rnn_lab import _validation
+from keras_rnn_lab.layers import loop_choice
+from keras_rnn_lab.layers.bptt import loop
 
 # Arguments that belong to the layer; everything else configures the cell.
 _LAYER_ARGUMENTS = (

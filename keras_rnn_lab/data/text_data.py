@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-CORPORA = importlib.resources.files("keras_rnn_lab") / "corpora"
+CORPORA = importlib.resources.files("keras_rnn_lab.data") / "corpora"
 
 
 def default_data_dir():

@@ -26,12 +26,12 @@ import zipfile
 
 import keras
 
-from keras_rnn_lab.gru import GRU
-from keras_rnn_lab.gru_cell import GRUCell
-from keras_rnn_lab.lstm import LSTM
-from keras_rnn_lab.lstm_cell import LSTMCell
-from keras_rnn_lab.simple_rnn import SimpleRNN
-from keras_rnn_lab.simple_rnn_cell import SimpleRNNCell
+from keras_rnn_lab.cells.gru_cell import GRUCell
+from keras_rnn_lab.cells.lstm_cell import LSTMCell
+from keras_rnn_lab.cells.simple_rnn_cell import SimpleRNNCell
+from keras_rnn_lab.layers.gru import GRU
+from keras_rnn_lab.layers.lstm import LSTM
+from keras_rnn_lab.layers.simple_rnn import SimpleRNN
 
 _OURS = (SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell)
 

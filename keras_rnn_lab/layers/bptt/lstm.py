@@ -9,7 +9,7 @@ Other supported activations use the same equations written op by op.
 
 import tensorflow as tf
 
-from keras_rnn_lab.bptt import loop
+from keras_rnn_lab.layers.bptt import loop
 
 # Keras's block order i, f, C~, o -> compute order i, C~, f, o.
 COMPUTE_ORDER = (0, 2, 1, 3)

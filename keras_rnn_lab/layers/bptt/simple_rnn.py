@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_rnn_lab.bptt import loop
+from keras_rnn_lab.layers.bptt import loop
 
 
 def _forward_step(w, activation, r, rows):

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_rnn_lab.bptt.lstm import COMPUTE_ORDER, lstm_recurrence
-from keras_rnn_lab.fast_rnn import FastRNN, activation_name
-from keras_rnn_lab.lstm_cell import LSTMCell
+from keras_rnn_lab.cells.lstm_cell import LSTMCell
+from keras_rnn_lab.layers.bptt.lstm import COMPUTE_ORDER, lstm_recurrence
+from keras_rnn_lab.layers.fast_rnn import FastRNN, activation_name
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")
@@ -18,7 +18,7 @@ class LSTM(FastRNN, keras.layers.LSTM):
     stateful, unroll, use_cudnn, the legacy `implementation`), properties and
     weights as the built-in.  With `return_state=True` it returns
     [output, h_T, C_T] like Keras.  On a GPU it runs the built-in's cuDNN
-    kernel where Keras would (`keras_rnn_lab.loop_choice`).
+    kernel where Keras would (`keras_rnn_lab.layers.loop_choice`).
     """
 
     cell_class = LSTMCell

@@ -2,10 +2,10 @@
 
 import keras
 
-from keras_rnn_lab.bptt.gru import gru_recurrence
-from keras_rnn_lab.fast_rnn import FastRNN, activation_name
-from keras_rnn_lab.gru_cell import GRUCell
-from keras_rnn_lab.loop_choice import check_use_cudnn
+from keras_rnn_lab.cells.gru_cell import GRUCell
+from keras_rnn_lab.layers.bptt.gru import gru_recurrence
+from keras_rnn_lab.layers.fast_rnn import FastRNN, activation_name
+from keras_rnn_lab.layers.loop_choice import check_use_cudnn
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")

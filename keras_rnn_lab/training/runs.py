@@ -4,7 +4,7 @@
 
 While a `RunDirectory` is active (`with runs.active(RunDirectory(path)):`),
 every Config a recipe resolves is recorded and every `model.fit` whose
-callbacks come from `recipe_tools.stop_early` (every recipe's) also records,
+callbacks come from `training.stop_early` (every recipe's) also records,
 per model (models are told apart by name):
 
     PATH/config.json            the resolved Config(s), as JSON

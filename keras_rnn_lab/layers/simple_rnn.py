@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_rnn_lab.bptt.simple_rnn import simple_rnn_recurrence
-from keras_rnn_lab.fast_rnn import FastRNN, activation_name
-from keras_rnn_lab.simple_rnn_cell import SimpleRNNCell
+from keras_rnn_lab.cells.simple_rnn_cell import SimpleRNNCell
+from keras_rnn_lab.layers.bptt.simple_rnn import simple_rnn_recurrence
+from keras_rnn_lab.layers.fast_rnn import FastRNN, activation_name
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")

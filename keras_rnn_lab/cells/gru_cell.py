@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_rnn_lab import _validation
-from keras_rnn_lab.cell_base import RecurrentCell
+from keras_rnn_lab.cells.cell_base import RecurrentCell
 
 UPDATE_CONVENTIONS = ("keras", "lecture")
 

@@ -13,7 +13,7 @@ with the gates side by side in Keras's order, so
 import keras
 
 from keras_rnn_lab import _validation
-from keras_rnn_lab.dropout_masks import DropoutMasks
+from keras_rnn_lab.cells.dropout_masks import DropoutMasks
 
 
 class RecurrentCell(DropoutMasks, keras.layers.Layer):

@@ -40,7 +40,7 @@ def make_strategy(name):
     if "TF_CONFIG" not in os.environ:
         raise ValueError(
             "Argument `strategy`: 'multi-worker' needs the TF_CONFIG environment variable (the cluster's workers "
-            "and this task's index); see keras_rnn_lab.distributed."
+            "and this task's index); see keras_rnn_lab.training.distributed."
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_rnn_lab.cell_base import RecurrentCell
+from keras_rnn_lab.cells.cell_base import RecurrentCell
 
 
 @keras.saving.register_keras_serializable(package="keras_rnn_lab")

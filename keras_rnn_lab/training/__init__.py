@@ -1,0 +1,74 @@
+"""Training: what every recipe shares.
+
+config          TrainingConfig (the shared fields, checked once), config_from_preset
+recipe          Recipe, the one contract between a recipe and its consumers; find(name)
+command_line    the common flags, argparse types, usage errors
+callbacks       stop_early, StopAt, ResetStates
+optimizers      make_optimizer (with clipping), compile_for_classes
+initializers    the lecture's initialisation, ForgetGateBias
+regularization  dropout and L1/L2 fields of a Config
+windows         truncated-BPTT windows
+runs            run directories: config, checkpoints, logs, resume
+distributed     the tf.distribute custom step
+"""
+
+from keras_rnn_lab._validation import check_positive_int, check_rate
+from keras_rnn_lab.layers import RECURRENT_LAYERS, recurrent_layer
+from keras_rnn_lab.training.callbacks import ResetStates, StopAt, recurrent_layers, stop_early
+from keras_rnn_lab.training.command_line import (
+    add_common_arguments,
+    common_overrides,
+    keras_path,
+    positive_float,
+    positive_int,
+    setting,
+    usage_errors,
+)
+from keras_rnn_lab.training.config import TRAINING_FIELDS, TrainingConfig, config_from_preset
+from keras_rnn_lab.training.initializers import (
+    INITIALISATIONS,
+    LECTURE_STDDEV,
+    ForgetGateBias,
+    initialisation,
+)
+from keras_rnn_lab.training.optimizers import (
+    OPTIMIZERS,
+    check_clip,
+    check_clipping,
+    compile_for_classes,
+    make_optimizer,
+)
+from keras_rnn_lab.training.recipe import Recipe
+from keras_rnn_lab.training.windows import stream_windows
+
+__all__ = [
+    "check_positive_int",
+    "check_rate",
+    "RECURRENT_LAYERS",
+    "recurrent_layer",
+    "ResetStates",
+    "StopAt",
+    "recurrent_layers",
+    "stop_early",
+    "add_common_arguments",
+    "common_overrides",
+    "keras_path",
+    "positive_float",
+    "positive_int",
+    "setting",
+    "usage_errors",
+    "TRAINING_FIELDS",
+    "TrainingConfig",
+    "config_from_preset",
+    "INITIALISATIONS",
+    "LECTURE_STDDEV",
+    "ForgetGateBias",
+    "initialisation",
+    "OPTIMIZERS",
+    "check_clip",
+    "check_clipping",
+    "compile_for_classes",
+    "make_optimizer",
+    "Recipe",
+    "stream_windows",
+]

@@ -1,0 +1,78 @@
+"""Callbacks the recipes train with: early stopping with the lecture's defaults,
+a stop once a task is solved, and the state reset of truncated BPTT."""
+
+import keras
+
+from keras_rnn_lab.training import runs
+
+
+def stop_early(monitor="val_loss", patience=3, reduce_lr_patience=None, mode="auto", min_delta=0.0, stop_at=None):
+    """The lecture's "train several epochs" with a stop: callbacks that end
+    training when `monitor` stops improving (by more than `min_delta`) for
+    `patience` epochs and keep the best epoch's weights; with
+    `reduce_lr_patience`, first divide the learning rate by ~3 after that many
+    flat epochs (a smaller step often finds more); with `stop_at`, also stop as
+    soon as `monitor` reaches that value (a task solved needs no more epochs).
+    A batch whose loss is NaN or infinite (exploding gradients) ends training
+    at once (`TerminateOnNaN`); the best epoch's weights are still restored."""
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if reduce_lr_patience is not None:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.3, patience=reduce_lr_patience)
+        )
+    early = keras.callbacks.EarlyStopping(
+        monitor=monitor, mode=mode, patience=patience, min_delta=min_delta, restore_best_weights=True
+    )
+    callbacks.append(early)
+    if stop_at is not None:
+        callbacks.append(StopAt(monitor, stop_at, mode=mode))
+    # Inside an active run directory (keras-rnn-lab train --run-dir), every fit
+    # also checkpoints, logs and can resume; first, so a restored epoch counts.
+    return runs.active_callbacks(monitor, mode) + callbacks
+
+
+class StopAt(keras.callbacks.Callback):
+    """Stops training after the first epoch whose `monitor` reaches `value`
+    (mode "max": >= value; "min": <=; "auto": "max" for accuracies, else "min")."""
+
+    def __init__(self, monitor, value, mode="auto"):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"Argument `mode` must be 'auto', 'min' or 'max'; received {mode!r}.")
+        self.monitor, self.value = monitor, float(value)
+        self.higher_is_better = mode == "max" or (mode == "auto" and "acc" in monitor)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            return
+        if (current >= self.value) if self.higher_is_better else (current <= self.value):
+            self.model.stop_training = True
+
+
+def recurrent_layers(layer):
+    """Every `keras.layers.RNN` in `layer`: itself, inside nested models and
+    inside wrappers (Bidirectional's two directions, TimeDistributed's layer)."""
+    if isinstance(layer, keras.layers.RNN):
+        return [layer]
+    children = list(getattr(layer, "layers", None) or [])  # models
+    children += [getattr(layer, name) for name in ("forward_layer", "backward_layer", "layer") if hasattr(layer, name)]
+    return [rnn for child in children if isinstance(child, keras.layers.Layer) for rnn in recurrent_layers(child)]
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zeroes every stateful recurrent layer's state at the start of each epoch
+    and of each evaluation, so no state crosses from one pass over the streams
+    (or from training into validation) to the next.  Layers inside
+    Bidirectional and nested models count too."""
+
+    def _reset(self):
+        for layer in recurrent_layers(self.model):
+            if layer.stateful:
+                layer.reset_states()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset()
+
+    def on_test_begin(self, logs=None):
+        self._reset()

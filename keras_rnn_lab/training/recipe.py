@@ -1,0 +1,80 @@
+"""The one contract between a recipe and everything that trains, tunes,
+evaluates or serves it.
+
+A recipe module (`recipes/NAME.py`) defines `RECIPE = Recipe(...)`: its Config
+class and presets, and four functions, written once, that its own `train`,
+the tuning HyperModels, `keras-rnn-lab evaluate` and distributed training all
+call:
+
+    data = recipe.load_data(config)                  # everything the model and the fit need
+    model = recipe.build_model(config, data)         # compiled
+    recipe.fit_arguments(config, model, data)        # model.fit's x, y, validation_data, ...
+    recipe.count_examples(data)                      # scored training examples (capacity guard)
+
+`recipe.fit(config, data, model)` is the training call itself: those
+arguments, `config.epochs` and the recipe's callbacks (early stopping by
+default).  The library never imports a recipe: `find(name)` imports
+`recipes.NAME` by name, only when it is used.
+"""
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+
+from keras_rnn_lab.training.callbacks import stop_early
+from keras_rnn_lab.training.config import config_from_preset
+
+
+def early_stopping_on_val_loss(config):
+    """The callbacks of a recipe that names none: stop when val_loss has not
+    improved for `config.patience` epochs and keep the best epoch's weights."""
+    return stop_early("val_loss", config.patience)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One application, as every consumer sees it (see the module docstring)."""
+
+    name: str
+    config_class: type
+    presets: dict
+    load_data: Callable  # config -> data
+    build_model: Callable  # (config, data) -> compiled keras.Model
+    fit_arguments: Callable  # (config, model, data) -> dict of model.fit keyword arguments
+    count_examples: Callable  # data -> int
+    example_unit: str = "examples"  # what count_examples counts: strings, training days, ...
+    callbacks: Callable = early_stopping_on_val_loss  # config -> list of keras callbacks
+
+    def config(self, preset="default", settings=None, **overrides):
+        """The recipe's Config: `preset`, then `settings` (--set), then the
+        non-None `overrides` (flags); errors name the field."""
+        return config_from_preset(self.config_class, self.presets, preset, settings, **overrides)
+
+    def fit(self, config, data, model, callbacks=(), epochs=None, verbose=0, **fit_overrides):
+        """`model.fit` on the recipe's training data for `epochs` (default
+        `config.epochs`) with `callbacks` first (a tuner's) and then the
+        recipe's own; returns the History."""
+        arguments = {**self.fit_arguments(config, model, data), **fit_overrides}
+        return model.fit(
+            epochs=epochs or config.epochs,
+            callbacks=[*callbacks, *self.callbacks(config)],
+            verbose=verbose,
+            **arguments,
+        )
+
+
+def find(name):
+    """The `Recipe` of `recipes.NAME`, imported now (a clear error when there is
+    no such recipe or it does not train)."""
+    catalogue = importlib.import_module("recipes").CATALOGUE
+    if name not in catalogue:
+        raise ValueError(f"Argument `recipe` must be one of {sorted(catalogue)}; received {name!r}.")
+    recipe = getattr(importlib.import_module(f"recipes.{name}"), "RECIPE", None)
+    if recipe is None:
+        raise ValueError(f"Argument `recipe`: {name!r} trains no single model; choose from {sorted(trainable())}.")
+    return recipe
+
+
+def trainable():
+    """The names of the recipes that define a RECIPE (listed in `recipes.TRAINABLE`)."""
+    return importlib.import_module("recipes").TRAINABLE
