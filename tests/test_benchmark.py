@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_rnn_lab import benchmark
+from keras_rnn_lab.benchmark import matmuls_only, timing
 from keras_rnn_lab.layers.bptt import loop
 
 
@@ -41,10 +42,10 @@ def test_matmuls_only_row_is_the_bptt_of_its_linear_recurrence(gates, monkeypatc
     recurrent_kernel = tf.Variable(rng.normal(scale=0.05, size=(units, gates * units)).astype("float32"))
     d_last = tf.constant(rng.normal(size=(batch, units)), "float32")
     with tf.GradientTape() as tape:
-        states = benchmark.linear_recurrence(x, kernel, recurrent_kernel, gates)
+        states = matmuls_only.linear_recurrence(x, kernel, recurrent_kernel, gates)
         loss = tf.reduce_sum(states[-1] * d_last)
     expected = tape.gradient(loss, [kernel, recurrent_kernel])
-    got = benchmark.linear_recurrence_gradients(x, states, recurrent_kernel, gates, d_last)
+    got = matmuls_only.linear_recurrence_gradients(x, states, recurrent_kernel, gates, d_last)
     for mine, theirs in zip(got, expected):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-4)
 
@@ -52,12 +53,12 @@ def test_matmuls_only_row_is_the_bptt_of_its_linear_recurrence(gates, monkeypatc
 def test_interleaved_medians_are_medians():
     clock = iter([0.0, 0.001, 0.0, 0.005, 0.0, 0.003])
     timings = {"a": lambda: None}
-    original = benchmark.time.perf_counter
-    benchmark.time.perf_counter = lambda: next(clock)
+    original = timing.time.perf_counter
+    timing.time.perf_counter = lambda: next(clock)
     try:
-        medians = benchmark._interleaved_medians(timings, repeats=3, warmup=0)
+        medians = timing.interleaved_medians(timings, repeats=3, warmup=0)
     finally:
-        benchmark.time.perf_counter = original
+        timing.time.perf_counter = original
     assert medians == {"a": pytest.approx(0.003)}
 
 
