@@ -25,25 +25,19 @@ import sys
 
 import keras
 
+from keras_rnn_lab import training
+from keras_rnn_lab.training import recipe as recipe_contract
 from keras_rnn_lab.training import runs
 
-# name -> (topology, one line on what it shows); the modules load only when used.
-RECIPES = {
-    "char_lm": ("many-to-many", "character language model and text generation (Shakespeare's sonnets)"),
-    "parity": ("many-to-one", "is the number of 1s even? trained on short strings, tested on 50x longer"),
-    "sentiment": ("many-to-one", "review snippets -> positive/negative, beside a bag-of-words baseline"),
-    "forecast": ("many-to-many", "next value of a real series (Seattle temperatures, stock prices)"),
-    "tagging": ("many-to-many", "a weather label for every day of a sequence"),
-    "video_frames": ("many-to-many", "a label for every frame of moving handwritten digits (CNN + RNN)"),
-    "translation": ("many-to-many (encoder-decoder)", "English -> French number words, greedy and beam search"),
-    "captioning": ("one-to-many", "image -> caption in a shapes world, held-out colour-shape pairs"),
-    "vanishing_gradients": ("BPTT, no training", "the lecture's demo: gradient norm against distance"),
-    "long_memory": ("many-to-one", "distractor and adding tasks over growing lengths"),
-    "exploding_gradients": ("many-to-one", "divergence without clipping, training with it"),
-}
+
+def catalogue():
+    """Recipe name -> (topology, what it shows), from `recipes.CATALOGUE`
+    (the package alone: no recipe module is imported to list them)."""
+    return importlib.import_module("recipes").CATALOGUE
 
 
 def recipe_module(name):
+    """The module `recipes.NAME`, imported now: only the recipe a command uses loads."""
     return importlib.import_module(f"recipes.{name}")
 
 
@@ -60,7 +54,7 @@ def main(argv=None):
         ("export", "export a trained recipe model as a SavedModel"),
     ):
         sub = commands.add_parser(command, help=text, add_help=False)
-        sub.add_argument("recipe", choices=sorted(RECIPES), help="recipe name (see `list`)")
+        sub.add_argument("recipe", choices=sorted(catalogue()), help="recipe name (see `list`)")
         sub.add_argument("rest", nargs=argparse.REMAINDER)
     for command, text in (
         ("sample", "generate text with a saved char_lm model"),
@@ -73,8 +67,8 @@ def main(argv=None):
     args = parser.parse_args(argv[:1] + (argv[1:2] if argv[:1] and argv[0] in with_recipe else []))
     rest = argv[2:] if args.command in with_recipe else argv[1:]
     if args.command == "list":
-        width = max(map(len, RECIPES))
-        for name, (topology, text) in RECIPES.items():
+        width = max(map(len, catalogue()))
+        for name, (topology, text) in catalogue().items():
             print(f"{name:<{width}}  {topology:<30}  {text}")
         return 0
     if args.command == "train" and "--strategy" in rest:
@@ -100,16 +94,15 @@ def main(argv=None):
     return benchmark.main(rest)
 
 
-def train_distributed(recipe, argv):
+def train_distributed(recipe_name, argv):
     """`train RECIPE --strategy mirrored|multi-worker`: the recipe's model and
-    training data (through its tuning HyperModel, which holds both), trained by
+    training data (through its `Recipe` contract), trained by
     keras_rnn_lab.training.distributed's custom step; returns (model, history)."""
-    from keras_rnn_lab import training
     from keras_rnn_lab.training import distributed
-    from tuning import hypermodels
 
     parser = argparse.ArgumentParser(
-        prog=f"keras-rnn-lab train {recipe}", description="Train on several devices or machines (tf.distribute)."
+        prog=f"keras-rnn-lab train {recipe_name}",
+        description="Train on several devices or machines (tf.distribute).",
     )
     parser.add_argument("--strategy", required=True, choices=distributed.STRATEGIES)
     parser.add_argument("--preset", default="default")
@@ -119,28 +112,22 @@ def train_distributed(recipe, argv):
     parser.add_argument(
         "--run-dir",
         dest="run_dir",
-        default=os.path.join("runs", f"{recipe}-distributed"),
+        default=os.path.join("runs", f"{recipe_name}-distributed"),
         help="metrics.csv and last.keras after every epoch (default runs/RECIPE-distributed)",
     )
     args = parser.parse_args(argv)
     with training.usage_errors(parser):
-        if recipe not in hypermodels.HYPERMODELS:
-            raise ValueError(
-                f"Argument `recipe`: {recipe!r} has no distributed training; choose from "
-                f"{sorted(hypermodels.HYPERMODELS)}."
-            )
-        hypermodel = hypermodels.get(
-            recipe, preset=args.preset, capacity_action="ignore", settings=dict(args.settings or []), epochs=args.epochs
-        )
+        recipe = recipe_contract.find(recipe_name)
+        config = recipe.config(args.preset, dict(args.settings or []), epochs=args.epochs)
         strategy = distributed.make_strategy(args.strategy)
-    config = hypermodel.base_config
+    data = recipe.load_data(config)
     keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
-    dataset, batch_size = _examples(hypermodel.fit_arguments(config, hypermodel.build_model(config)), config.seed)
+    dataset, batch_size = _examples(recipe.fit_arguments(config, recipe.build_model(config, data), data), config.seed)
     keras.utils.set_random_seed(config.seed)
     os.makedirs(args.run_dir, exist_ok=True)
     model, history = distributed.fit_distributed(
         strategy,
-        lambda: hypermodel.build_model(config),
+        lambda: recipe.build_model(config, data),
         dataset,
         config.epochs,
         batch_size,
@@ -152,14 +139,12 @@ def train_distributed(recipe, argv):
     return model, history
 
 
-def evaluate(recipe, argv):
+def evaluate(recipe_name, argv):
     """`evaluate RECIPE --model M.keras [--preset P] [--set K=V]`: the saved
     model's loss and metrics on the recipe's validation data; returns them."""
-    from keras_rnn_lab import training
-    from tuning import hypermodels
-
     parser = argparse.ArgumentParser(
-        prog=f"keras-rnn-lab evaluate {recipe}", description="Score a saved model on the recipe's validation data."
+        prog=f"keras-rnn-lab evaluate {recipe_name}",
+        description="Score a saved model on the recipe's validation data.",
     )
     parser.add_argument("--model", required=True, help="a .keras file the recipe saved")
     parser.add_argument("--preset", default="default", help="the preset whose data to use (as trained)")
@@ -168,15 +153,10 @@ def evaluate(recipe, argv):
     with training.usage_errors(parser):
         if not os.path.isfile(args.model):
             raise ValueError(f"Argument --model: no such file {args.model!r}.")
-        if recipe not in hypermodels.HYPERMODELS:
-            raise ValueError(
-                f"Argument `recipe`: {recipe!r} has nothing to evaluate; choose from {sorted(hypermodels.HYPERMODELS)}."
-            )
-        hypermodel = hypermodels.get(
-            recipe, preset=args.preset, capacity_action="ignore", settings=dict(args.settings or [])
-        )
+        recipe = recipe_contract.find(recipe_name)
+        config = recipe.config(args.preset, dict(args.settings or []))
     model = keras.saving.load_model(args.model)
-    validation = hypermodel.fit_arguments(hypermodel.base_config, model)["validation_data"]
+    validation = recipe.fit_arguments(config, model, recipe.load_data(config))["validation_data"]
     if isinstance(validation, tuple):  # arrays: (x, y) or (x, y, sample_weight)
         x, y, *weights = validation
         scores = model.evaluate(x, y, sample_weight=weights[0] if weights else None, verbose=0, return_dict=True)
@@ -189,7 +169,7 @@ def evaluate(recipe, argv):
 
 def _examples(fit_arguments, seed):
     """(unbatched, shuffled tf.data of the training examples, batch size) from
-    a HyperModel's `model.fit` arguments."""
+    a recipe's `model.fit` arguments."""
     import tensorflow as tf
 
     x = fit_arguments["x"]

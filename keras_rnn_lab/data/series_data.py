@@ -12,6 +12,11 @@ past and is judged on a later period it has never seen, as it would be used.
     periods = chronological_split(len(temps.times), 0.7, 0.15)  # train, validation, test
     scaler = Standardizer.fit(temps.values[periods["train"]])    # training rows only
     windows = sliding_windows(scaler.transform(temps.values), length=168, stride=1)
+
+The series recipes (forecast, tagging) do the first two steps with one call,
+which also refuses periods too short for their windows:
+
+    periods, scaler = split_and_scale(temps.times, temps.values, 0.7, 0.15, min_rows=169, too_short=message)
 """
 
 import csv
@@ -125,6 +130,31 @@ def chronological_split(length, train_fraction, validation_fraction):
             f"the {empty} period(s) empty; expected more rows."
         )
     return periods
+
+
+def period_span(times, rows):
+    """ "first .. last" time of the rows `rows` (a slice), for messages."""
+    return f"{times[rows.start]} .. {times[rows.stop - 1]}"
+
+
+def split_and_scale(times, values, train_fraction, validation_fraction, min_rows=1, too_short=None):
+    """(periods, scaler): `chronological_split` of the rows, each period at
+    least `min_rows` long, and a Standardizer fitted on the training period's
+    `values` only (a later period never leaks into the scaling).
+
+    A shorter period raises ValueError with `too_short(period, length, span)`
+    (span: `period_span`) as its message, so the caller can name its own
+    argument (e.g. the window that needs the rows).
+    """
+    periods = chronological_split(len(times), train_fraction, validation_fraction)
+    min_rows = check_positive_int("min_rows", min_rows)
+    for name, rows in periods.items():
+        length = rows.stop - rows.start
+        if length < min_rows:
+            span = period_span(times, rows)
+            message = too_short(name, length, span) if too_short is not None else None
+            raise ValueError(message or f"The {name} period ({span}) has {length} rows; expected at least {min_rows}.")
+    return periods, Standardizer.fit(np.asarray(values)[periods["train"]])
 
 
 @dataclasses.dataclass

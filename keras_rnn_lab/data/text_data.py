@@ -18,13 +18,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_rnn_lab.data.tfds_local import default_data_dir, load_prepared
+
 CORPORA = importlib.resources.files("keras_rnn_lab.data") / "corpora"
-
-
-def default_data_dir():
-    return os.environ.get(
-        "KERAS_RNN_LAB_DATA", os.path.join(os.path.expanduser("~"), ".cache", "keras_rnn_lab", "tensorflow_datasets")
-    )
 
 
 class KerasRnnLabSonnets(tfds.core.GeneratorBasedBuilder):
@@ -50,13 +46,7 @@ class KerasRnnLabSonnets(tfds.core.GeneratorBasedBuilder):
 
 def _tfds_text(name, data_dir, split):
     """Concatenated "text" of every example in `split` of a prepared TFDS dataset."""
-    try:
-        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
-    except Exception as err:  # TFDS raises several types for "not prepared here"
-        raise ValueError(
-            f"Argument `tfds_name`: could not load {name!r} split {split!r} from {data_dir!r} without "
-            f"downloading ({type(err).__name__}: {err}). Prepare it there first, or pass a text file."
-        ) from None
+    dataset = load_prepared(name, split, data_dir, hint="Prepare it there first, or pass a text file.")
     pieces = [example["text"].decode("utf-8") for example in tfds.as_numpy(dataset)]
     return "".join(pieces)
 

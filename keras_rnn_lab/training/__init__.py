@@ -17,6 +17,7 @@ from keras_rnn_lab.layers import RECURRENT_LAYERS, recurrent_layer
 from keras_rnn_lab.training.callbacks import ResetStates, StopAt, recurrent_layers, stop_early
 from keras_rnn_lab.training.command_line import (
     add_common_arguments,
+    comma_list,
     common_overrides,
     keras_path,
     positive_float,
@@ -51,6 +52,7 @@ __all__ = [
     "recurrent_layers",
     "stop_early",
     "add_common_arguments",
+    "comma_list",
     "common_overrides",
     "keras_path",
     "positive_float",

@@ -65,23 +65,21 @@ def common_overrides(args):
 
 def positive_int(text):
     """argparse type: a positive int, or a usage error saying what arrived."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive int; received {text!r}")
-    return value
+    return _positive(text, int, "a positive int")
 
 
 def positive_float(text):
     """argparse type: a number > 0, or a usage error saying what arrived."""
+    return _positive(text, float, "a positive number")
+
+
+def _positive(text, kind, expected):
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; received {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number; received {text!r}")
+        value = None
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError(f"expected {expected}; received {text!r}")
     return value
 
 
@@ -100,3 +98,38 @@ def usage_errors(parser):
         yield
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+
+
+def comma_list(kind=str, choices=None, minimum=None, distinct=False, example=None):
+    """argparse type for a comma-separated list: "0,1,2" -> [0, 1, 2].
+
+    Each item is converted by `kind` (str, int, float) and must be one of
+    `choices` (when given) and >= `minimum` (when given); `distinct` forbids
+    repeats.  Anything else is a usage error saying what was expected, with
+    `example` (e.g. "0,1,2") as the model to follow.
+    """
+    described = {str: "values", int: "ints", float: "numbers"}.get(kind, kind.__name__)
+    if choices is not None:
+        described = f"values from {list(choices)}"
+    elif minimum is not None:
+        described = {0: f"{described} >= 0", 1: f"positive {described}"}.get(minimum, f"{described} >= {minimum}")
+    expected = f"expected comma-separated {'distinct ' if distinct else ''}{described}"
+    if example:
+        expected += f" such as {example}"
+
+    def parse(text):
+        try:
+            values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+        except ValueError:
+            values = []
+        ok = (
+            bool(values)
+            and (choices is None or all(value in choices for value in values))
+            and (minimum is None or all(value >= minimum for value in values))
+            and (not distinct or len(set(values)) == len(values))
+        )
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{expected}; received {text!r}")
+        return values
+
+    return parse

@@ -7,7 +7,7 @@ import numbers
 from keras_rnn_lab._validation import check_positive_int, check_rate
 from keras_rnn_lab.layers import RECURRENT_LAYERS
 from keras_rnn_lab.training import runs
-from keras_rnn_lab.training.optimizers import check_clipping
+from keras_rnn_lab.training.optimizers import check_clipping, check_learning_rate
 from keras_rnn_lab.training.regularization import Regularisation, check_penalties
 
 # The training fields of TrainingConfig, in the order the command line lists them.
@@ -56,13 +56,7 @@ class TrainingConfig(Regularisation):
             raise TypeError(
                 f"Argument `seed` must be an int; received {self.seed!r} of type {type(self.seed).__name__}."
             )
-        rate = self.learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-            raise TypeError(
-                f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
-            )
-        if not rate > 0:
-            raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
+        check_learning_rate(self.learning_rate)
         check_clipping(self.clipnorm, self.clipvalue)
         for name in ("dropout", "recurrent_dropout"):
             check_rate(name, getattr(self, name))

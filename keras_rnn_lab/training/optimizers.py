@@ -35,6 +35,17 @@ def check_clipping(clipnorm, clipvalue):
     return clipnorm, clipvalue
 
 
+def check_learning_rate(rate):
+    """A learning rate: a number > 0 (bools refused), as a float."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(
+            f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
+        )
+    if not rate > 0:
+        raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
+    return float(rate)
+
+
 def make_optimizer(config):
     """The optimizer a recipe's Config asks for: `config.optimizer` ("adam", the
     default when the Config has no such field, or "sgd") at `config.learning_rate`,
@@ -46,15 +57,9 @@ def make_optimizer(config):
     name = getattr(config, "optimizer", "adam")
     if name not in OPTIMIZERS:
         raise ValueError(f"Argument `optimizer` must be one of {sorted(OPTIMIZERS)}; received {name!r}.")
-    rate = config.learning_rate
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(
-            f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
-        )
-    if not rate > 0:
-        raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
+    rate = check_learning_rate(config.learning_rate)
     clipnorm, clipvalue = check_clipping(getattr(config, "clipnorm", None), getattr(config, "clipvalue", None))
-    return OPTIMIZERS[name](float(rate), clipnorm=clipnorm, clipvalue=clipvalue)
+    return OPTIMIZERS[name](rate, clipnorm=clipnorm, clipvalue=clipvalue)
 
 
 def compile_for_classes(model, optimizer, clipnorm=None):

@@ -19,7 +19,10 @@ default).  The library never imports a recipe: `find(name)` imports
 
 import dataclasses
 import importlib
+import sys
 from collections.abc import Callable
+
+import keras
 
 from keras_rnn_lab.training.callbacks import stop_early
 from keras_rnn_lab.training.config import config_from_preset
@@ -45,22 +48,53 @@ class Recipe:
     example_unit: str = "examples"  # what count_examples counts: strings, training days, ...
     callbacks: Callable = early_stopping_on_val_loss  # config -> list of keras callbacks
 
+    @classmethod
+    def of(cls, module_name, **declared):
+        """The Recipe of the module named `module_name`, made at the module's
+        end as `RECIPE = Recipe.of(__name__, count_examples=..., example_unit=...)`:
+        its `Config`, `PRESETS`, `load_data`, `build_model` and `fit_arguments`
+        by those names, the rest (`declared`) given."""
+        module = sys.modules[module_name]
+        return cls(
+            name=module_name.rpartition(".")[2],
+            config_class=module.Config,
+            presets=module.PRESETS,
+            load_data=module.load_data,
+            build_model=module.build_model,
+            fit_arguments=module.fit_arguments,
+            **declared,
+        )
+
     def config(self, preset="default", settings=None, **overrides):
         """The recipe's Config: `preset`, then `settings` (--set), then the
         non-None `overrides` (flags); errors name the field."""
         return config_from_preset(self.config_class, self.presets, preset, settings, **overrides)
 
-    def fit(self, config, data, model, callbacks=(), epochs=None, verbose=0, **fit_overrides):
+    def fit(self, config, data, model, callbacks=(), epochs=None, verbose=0, require_validation=False, **fit_overrides):
         """`model.fit` on the recipe's training data for `epochs` (default
         `config.epochs`) with `callbacks` first (a tuner's) and then the
-        recipe's own; returns the History."""
+        recipe's own; returns the History.  `require_validation`: refuse data
+        without a validation split (a search scores trials on val_loss)."""
         arguments = {**self.fit_arguments(config, model, data), **fit_overrides}
+        if require_validation and arguments.get("validation_data") is None:
+            raise ValueError(
+                f"A search needs validation data: this {self.name} Config holds out none "
+                "(choose a preset or settings with a validation split)."
+            )
         return model.fit(
             epochs=epochs or config.epochs,
             callbacks=[*callbacks, *self.callbacks(config)],
             verbose=verbose,
             **arguments,
         )
+
+    def train_new_model(self, config, data=None, callbacks=(), verbose=0):
+        """A recipe's training from scratch: the seed, the data (loaded unless
+        given), a new model and `fit`; returns (data, model, History)."""
+        keras.utils.set_random_seed(config.seed)
+        data = self.load_data(config) if data is None else data
+        model = self.build_model(config, data)
+        return data, model, self.fit(config, data, model, callbacks=callbacks, verbose=verbose)
 
 
 def find(name):

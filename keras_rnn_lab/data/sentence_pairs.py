@@ -1,0 +1,205 @@
+"""Sentence pairs for translation: number words, TSV and trans-de-en files, TFDS.
+
+Every reader returns text; `tokenize` turns it into token lists (lower-cased
+words, with hyphens and apostrophes, and punctuation marks), `vocabulary`
+counts a split's tokens and `padded` makes the (count, longest) string array a
+`keras.layers.StringLookup` reads ("" is padding).
+
+    sources, targets = read_tsv("fra.txt")                      # source<TAB>target[<TAB>...]
+    splits = shuffled_splits(sources, targets, seed=0)          # split -> (sources, targets)
+    numbers = number_splits((20_000, 1_000, 2_000))              # split -> numbers
+    sources, targets = number_pairs(numbers["train"], "fr")     # token lists, via num2words
+"""
+
+import os
+import random
+import re
+
+import numpy as np
+
+from keras_rnn_lab._validation import check_positive_int
+from keras_rnn_lab.data import tfds_local
+
+SPLITS = ("train", "validation", "test")
+START, END = "[START]", "[END]"  # a decoder's target side: reads [START] + words, writes words + [END]
+NUMBER_SPLITS = ("random", "extrapolate")
+TRANS_DE_EN = "/usr/share/trans/de-en"  # Debian package trans-de-en (GPL): read there, never shipped
+TOKEN = re.compile(r"[\w'’-]+|[^\w\s]")  # words (with hyphens and apostrophes) or one punctuation mark
+
+
+# --- tokens ---------------------------------------------------------------------------------
+def tokenize(text):
+    """Lower-cased words and punctuation marks: "Vingt-et-un, non!" -> ["vingt-et-un", ",", "non", "!"]."""
+    return TOKEN.findall(text.lower())
+
+
+def graph_tokens(text):
+    """`tokenize` inside the graph: (batch,) strings -> (batch, words) padded with "".
+    Lower-cased, each punctuation mark its own word (RE2's Unicode classes
+    stand for Python's \\w).  TensorFlow ops, so a SavedModel can hold it."""
+    import tensorflow as tf
+
+    lowered = tf.strings.lower(text, encoding="utf-8")
+    spaced = tf.strings.regex_replace(lowered, r"([^\pL\pN_\s'’-])", r" \1 ")
+    return tf.strings.split(spaced).to_tensor(default_value="")
+
+
+def vocabulary(token_lists, size):
+    """The `size` most frequent tokens, most frequent first (ties alphabetical: deterministic)."""
+    counts = {}
+    for tokens in token_lists:
+        for token in tokens:
+            counts[token] = counts.get(token, 0) + 1
+    return sorted(counts, key=lambda token: (-counts[token], token))[:size]
+
+
+def padded(token_lists, prefix=(), suffix=()):
+    """(count, longest) array of strings, "" (the lookups' padding) after each list."""
+    rows = [[*prefix, *tokens, *suffix] for tokens in token_lists]
+    array = np.full((len(rows), max(map(len, rows))), "", dtype=object)
+    for i, row in enumerate(rows):
+        array[i, : len(row)] = row
+    return array
+
+
+# --- number words ------------------------------------------------------------------------------
+def number_pairs(numbers, language="fr"):
+    """(English token lists, `language` token lists) of `numbers` written out by num2words."""
+    from num2words import num2words
+
+    numbers = [int(n) for n in numbers]
+    return [tokenize(num2words(n)) for n in numbers], [tokenize(num2words(n, lang=language)) for n in numbers]
+
+
+def number_splits(sizes, split="random", number_range=1_000_000, seed=0):
+    """split -> numbers, `sizes` = (train, validation, test) counts; disjoint, so no
+    test number is ever trained on.
+
+    "random": all three drawn from 0 .. number_range - 1.  "extrapolate": train and
+    validation below 100,000, test from 100,000 .. 999,999 (longer outputs
+    than any seen in training: the failure mode to look at).
+    """
+    if split not in NUMBER_SPLITS:
+        raise ValueError(f"Argument `split` must be one of {list(NUMBER_SPLITS)}; received {split!r}.")
+    train_size, validation_size, test_size = (
+        check_positive_int(name, size) for name, size in zip(("train_size", "validation_size", "test_size"), sizes)
+    )
+    rng = np.random.default_rng(seed)
+    if split == "random":
+        if sum(sizes) > number_range:
+            raise ValueError(
+                f"`train_size` + `validation_size` + `test_size` ({sum(sizes):,}) must be at most `number_range` "
+                f"({number_range:,}): the splits are disjoint."
+            )
+        drawn = rng.choice(number_range, size=sum(sizes), replace=False)
+        return dict(zip(SPLITS, np.split(drawn, np.cumsum(sizes)[:-1])))
+    seen = train_size + validation_size
+    if seen > 100_000:
+        raise ValueError(
+            f"With split='extrapolate' `train_size` + `validation_size` must be at most 100,000 (numbers below "
+            f"100,000); received {seen:,}."
+        )
+    below = rng.choice(100_000, size=seen, replace=False)
+    test = 100_000 + rng.choice(900_000, size=test_size, replace=False)
+    return {"train": below[:train_size], "validation": below[train_size:], "test": test}
+
+
+# --- files ------------------------------------------------------------------------------------
+def read_tsv(path):
+    """(sources, targets) text of a source<TAB>target[<TAB>...] file; extra columns are ignored."""
+    pairs = []
+    for number, line in _lines(path):
+        columns = line.split("\t")
+        if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
+            raise ValueError(
+                f"{path}, line {number}: expected source<TAB>target (more columns are ignored); received {line[:80]!r}."
+            )
+        pairs.append((columns[0], columns[1]))
+    return _unzipped(pairs, path)
+
+
+def read_trans(path):
+    """(German, English) text of a Debian trans-de-en file: "de | de2 :: en | en2" lines.
+
+    The alternatives separated by " | " pair up in order; annotations such as
+    {m} or [Br.] are dropped and of synonyms separated by ";" the first is kept.
+    Lines starting with # are comments.
+    """
+    if path == TRANS_DE_EN and not os.path.isfile(TRANS_DE_EN):
+        raise ValueError(
+            f"Debian's trans-de-en is not installed here (no {TRANS_DE_EN}): `apt install trans-de-en`, "
+            f"or pass the path of a file in its format."
+        )
+    pairs = []
+    for number, line in _lines(path):
+        if line.startswith("#"):
+            continue
+        sides = line.split(" :: ")
+        german = sides[0].split(" | ") if len(sides) == 2 else []
+        english = sides[1].split(" | ") if len(sides) == 2 else []
+        if len(sides) != 2 or len(german) != len(english):
+            raise ValueError(
+                f"{path}, line {number}: expected 'de | de2 :: en | en2' (as many alternatives on both sides "
+                f"of one ' :: '); received {line[:80]!r}."
+            )
+        for de, en in zip(german, english):
+            de, en = _trans_phrase(de), _trans_phrase(en)
+            if de and en:
+                pairs.append((de, en))
+    return _unzipped(pairs, path)
+
+
+def _trans_phrase(text):
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)  # {m}, {pl}, [Br.], [ugs.]
+    return " ".join(text.split(";")[0].split())
+
+
+def _lines(path):
+    """(line number, text) of the non-blank lines of a UTF-8 file, or an error naming it."""
+    if not os.path.isfile(path):
+        raise ValueError(f"No such file {path!r}; expected a UTF-8 text file of sentence pairs.")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            lines = handle.read().splitlines()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text ({err}).") from None
+    return [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def _unzipped(pairs, path):
+    if not pairs:
+        raise ValueError(f"{path}: no sentence pairs found; expected at least one.")
+    return [s for s, _ in pairs], [t for _, t in pairs]
+
+
+def shuffled_splits(sources, targets, seed=0, validation_fraction=0.1, test_fraction=0.1, max_pairs=None):
+    """split -> (sources, targets): the pairs shuffled with `seed`, the first
+    `max_pairs` kept, then cut by the fractions."""
+    order = list(range(len(sources)))
+    random.Random(seed).shuffle(order)
+    if max_pairs is not None:
+        order = order[:max_pairs]
+    n = len(order)
+    n_test, n_validation = round(n * test_fraction), round(n * validation_fraction)
+    if min(n_test, n_validation, n - n_test - n_validation) < 1:
+        raise ValueError(f"Only {n} sentence pairs: too few to split into train, validation and test.")
+    cuts = {
+        "test": order[:n_test],
+        "validation": order[n_test : n_test + n_validation],
+        "train": order[n_test + n_validation :],
+    }
+    return {split: ([sources[i] for i in cuts[split]], [targets[i] for i in cuts[split]]) for split in SPLITS}
+
+
+# --- TFDS -------------------------------------------------------------------------------------
+def read_tfds(name, data_dir=None, max_pairs=None):
+    """split -> (sources, targets) text of a prepared TFDS translation dataset
+    with (source, target) supervised keys (never downloads)."""
+    texts = {}
+    for split in SPLITS:
+        dataset = tfds_local.load_prepared(name, split, data_dir, what="as (source, target)", as_supervised=True)
+        if max_pairs is not None:
+            dataset = dataset.take(max_pairs)
+        pairs = [(s.decode("utf-8"), t.decode("utf-8")) for s, t in tfds_local.as_numpy(dataset)]
+        texts[split] = _unzipped(pairs, f"{name} {split}")
+    return texts
