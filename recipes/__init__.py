@@ -1,14 +1,22 @@
-"""Recipes, each runnable as `python -m recipes.NAME` (and `keras-rnn-lab train NAME`):
+"""Recipes, each runnable as `python -m recipes.NAME` (and `keras-rnn-lab train NAME`).
 
-char_lm              many-to-many: character language model and text generation
-parity               many-to-one: is the number of 1s even, at any length
-sentiment            many-to-one: review snippets -> fresh or rotten
-forecast             many-to-many: the next value of a real series
-tagging              many-to-many: a weather label for every day
-video_frames         many-to-many: a label for every frame of moving digits
-translation          many-to-many, encoder-decoder: English -> French number words
-captioning           one-to-many: image -> caption in a shapes world
-vanishing_gradients  BPTT: the lecture's gradient-norm-against-distance demo
-long_memory          many-to-one: distractor and adding tasks over growing lengths
-exploding_gradients  many-to-one: divergence without clipping, training with it
+`CATALOGUE` lists them (name -> topology, what it shows) without importing
+any; `TRAINABLE` names those that define a `RECIPE`
+(`keras_rnn_lab.training.recipe.Recipe`: one model trained by `model.fit`,
+which tuning, `evaluate` and distributed training reuse).
 """
+
+CATALOGUE = {
+    "char_lm": ("many-to-many", "character language model and text generation (Shakespeare's sonnets)"),
+    "parity": ("many-to-one", "is the number of 1s even? trained on short strings, tested on 50x longer"),
+    "sentiment": ("many-to-one", "review snippets -> positive/negative, beside a bag-of-words baseline"),
+    "forecast": ("many-to-many", "next value of a real series (Seattle temperatures, stock prices)"),
+    "tagging": ("many-to-many", "a weather label for every day of a sequence"),
+    "video_frames": ("many-to-many", "a label for every frame of moving handwritten digits (CNN + RNN)"),
+    "translation": ("many-to-many (encoder-decoder)", "English -> French number words, greedy and beam search"),
+    "captioning": ("one-to-many", "image -> caption in a shapes world, held-out colour-shape pairs"),
+    "vanishing_gradients": ("BPTT, no training", "the lecture's demo: gradient norm against distance"),
+    "long_memory": ("many-to-one", "distractor and adding tasks over growing lengths"),
+    "exploding_gradients": ("many-to-one", "divergence without clipping, training with it"),
+}
+TRAINABLE = ("captioning", "char_lm", "forecast", "parity", "sentiment", "tagging", "translation", "video_frames")

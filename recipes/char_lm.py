@@ -29,6 +29,7 @@ validation; the trained weights then go into the ordinary (stateless) model.
 import argparse
 import dataclasses
 import math
+import numbers
 import sys
 
 import keras
@@ -45,14 +46,13 @@ HELLO_TEXT = "hello " * 40
 
 
 @dataclasses.dataclass
-class Config(regularization.Regularisation):
-    cell: str = "lstm"
-    builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
+class Config(training.TrainingConfig):
+    """The shared training fields (TrainingConfig) and this recipe's own."""
+
     units: int = 256  # the size the lecture's demo and the reference run use
     embedding_dim: int = 64
     dropout: float = 0.2  # on the recurrent layer's inputs; the sonnets overfit without it
     output_dropout: float = 0.3  # on its outputs, before the softmax layer
-    patience: int = 3  # epochs without validation progress before stopping (best weights kept)
     window: int = 100  # characters of context per training window
     stride: int = 10  # windows overlap: 10x more windows from a small corpus (not with tbptt)
     tbptt: bool = False  # truncated BPTT: consecutive windows, state carried, gradients cut at window starts
@@ -60,15 +60,30 @@ class Config(regularization.Regularisation):
     epochs: int = 30
     learning_rate: float = 3e-3
     clipnorm: float = 5.0  # clipping against exploding gradients, as this recipe always did; None: off
-    clipvalue: float = None
     validation_fraction: float = 0.1  # the last 10% of the text, contiguous
     text: str = None  # literal training text (the hello preset); else the sources below
     text_path: str = None
     tfds_name: str = None
     max_characters: int = None  # keep only the first N characters (tests)
-    seed: int = 0
     sample_every: int = 5  # epochs between printed samples; 0 = never
     sample_prime: str = "From fairest"
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("embedding_dim", "window", "stride"):
+            training.check_positive_int(name, getattr(self, name))
+        training.check_rate("output_dropout", self.output_dropout)
+        if not isinstance(self.tbptt, bool):
+            raise TypeError(f"Argument `tbptt` must be True or False; received {self.tbptt!r}.")
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 <= fraction < 1.0:
+            raise ValueError(f"Argument `validation_fraction` must be a number in [0, 1); received {fraction!r}.")
+        if self.max_characters is not None:
+            training.check_positive_int("max_characters", self.max_characters)
+        if isinstance(self.sample_every, bool) or not isinstance(self.sample_every, int) or self.sample_every < 0:
+            raise ValueError(f"Argument `sample_every` must be an int >= 0 (0: never); received {self.sample_every!r}.")
+        if not isinstance(self.sample_prime, str) or not self.sample_prime:
+            raise ValueError(f"Argument `sample_prime` must be a non-empty string; received {self.sample_prime!r}.")
 
 
 PRESETS = {
@@ -102,22 +117,56 @@ PRESETS = {
 }
 
 
-def config_for(preset, **overrides):
-    """The Config of a named preset, with overrides."""
-    return training.config_from_preset(Config, PRESETS, preset, **overrides)
+# --- data ----------------------------------------------------------------------
+@dataclasses.dataclass
+class Data:
+    """What `load_data` returns: the text, cut in two, and its characters."""
+
+    train_text: str
+    validation_text: str  # the last validation_fraction of the text; "" when that is 0 (hello)
+    vocabulary: list  # the distinct characters of both, sorted; the lookup adds out-of-vocabulary
 
 
 def load_data(config):
-    """(train text, validation text); validation may be empty (hello)."""
+    """The training text (config.text, a file, TFDS or the shipped sonnets),
+    its last `validation_fraction` held out, and its vocabulary."""
     if config.text is not None:
         text = config.text
     else:
         text = text_data.load_text(text_path=config.text_path, tfds_name=config.tfds_name)
     if config.max_characters is not None:
         text = text[: config.max_characters]
-    return text_data.split_text(text, config.validation_fraction)
+    train_text, validation_text = text_data.split_text(text, config.validation_fraction)
+    if config.validation_fraction > 0 and not validation_text:
+        raise ValueError(
+            f"Argument `validation_fraction`: {config.validation_fraction} of {len(text)} characters holds out "
+            "none; expected a longer text, or 0 to train without validation."
+        )
+    return Data(train_text, validation_text, text_data.char_vocabulary(train_text + validation_text))
 
 
+def windows_dataset(model, text, config, shuffle):
+    """Batches of (window characters, next-character ids) of `text`, reshuffled
+    every epoch (seeded) when `shuffle` (see text_data.char_windows)."""
+    windows = text_data.char_windows(
+        text, config.window, config.stride, config.batch_size, config.seed if shuffle else None
+    )
+    return _with_target_ids(model, windows)
+
+
+def stream_dataset(model, text, config):
+    """Consecutive windows for truncated BPTT, in order (see training.stream_windows)."""
+    inputs, targets = training.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    return _with_target_ids(model, tf.data.Dataset.from_tensor_slices((inputs, targets)))
+
+
+def _with_target_ids(model, dataset):
+    """(characters, next characters) -> (characters, next-character ids from `model`'s own lookup)."""
+    lookup = model.get_layer("char_lookup")
+    return dataset.map(lambda chars, next_chars: (chars, lookup(next_chars)), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# --- model ---------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="recipes.char_lm")
 def summed_cross_entropy(targets, logits):
     """The lecture's loss: cross-entropy of every step, summed over the window."""
@@ -131,12 +180,15 @@ def bits_per_character(targets, logits):
     return keras.ops.mean(per_step, axis=-1) / math.log(2.0)
 
 
-def build_model(config, vocabulary, stateful=False):
-    """characters (batch, time) strings -> logits (batch, time, vocabulary + OOV).
+def build_model(config, data, stateful=False):
+    """characters (batch, time) strings -> logits (batch, time, vocabulary + OOV), compiled.
 
-    stateful: the truncated-BPTT twin, fixed to (batch_size, window) inputs,
-    whose recurrent layer starts each batch from the state the last one ended in.
+    `data`: what `load_data` returned, or just a vocabulary (a list of
+    characters).  stateful: the truncated-BPTT twin, fixed to (batch_size,
+    window) inputs, whose recurrent layer starts each batch from the state the
+    last one ended in.
     """
+    vocabulary = data.vocabulary if isinstance(data, Data) else list(data)
     lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token=None, name="char_lookup")
     if stateful:
         characters = keras.Input((config.window,), batch_size=config.batch_size, dtype="string", name="characters")
@@ -163,6 +215,7 @@ def build_model(config, vocabulary, stateful=False):
     return model
 
 
+# --- training ------------------------------------------------------------------
 class PrintSamples(keras.callbacks.Callback):
     """Prints a sample every `every` epochs: watch gibberish turn into verse."""
 
@@ -176,74 +229,77 @@ class PrintSamples(keras.callbacks.Callback):
             print(f"\n--- sample after epoch {epoch + 1} ---\n{text}\n---", flush=True)
 
 
-def windows_dataset(model, text, config, shuffle):
-    """Batches of (window characters, next-character ids) of `text`, reshuffled
-    every epoch (seeded) when `shuffle`; the ids come from `model`'s own lookup."""
-    lookup = model.get_layer("char_lookup")
-    windows = text_data.char_windows(
-        text, config.window, config.stride, config.batch_size, config.seed if shuffle else None
-    )
-    return windows.map(lambda chars, next_chars: (chars, lookup(next_chars)), num_parallel_calls=tf.data.AUTOTUNE)
+def fit_arguments(config, model, data):
+    """`model.fit` on overlapping windows of the training text, reshuffled every
+    epoch, validated on the held-out text's windows (none for hello)."""
+    validation = windows_dataset(model, data.validation_text, config, shuffle=False) if data.validation_text else None
+    return {
+        "x": windows_dataset(model, data.train_text, config, shuffle=True),
+        "validation_data": validation,
+        "shuffle": False,  # the windows dataset shuffles itself each epoch (fit cannot shuffle a tf.data.Dataset)
+    }
 
 
-def _stream_dataset(model, text, config):
-    """Consecutive windows for truncated BPTT, in order (see training.stream_windows)."""
-    lookup = model.get_layer("char_lookup")
-    inputs, targets = training.stream_windows(np.array(list(text)), config.window, config.batch_size)
-    return tf.data.Dataset.from_tensor_slices((inputs, targets)).map(
-        lambda chars, next_chars: (chars, lookup(next_chars))
-    )
+def training_callbacks(config, monitor=None):
+    """Samples as training goes, and the lecture's guidance: train several
+    epochs, cut the learning rate ~3x after a flat one, stop when `monitor`
+    (default val_loss, or loss with no validation text) stops improving."""
+    monitor = monitor or _monitor(config)
+    return [
+        PrintSamples(config.sample_prime, config.sample_every),  # samples step the cell, stateful or not
+        *training.stop_early(monitor, config.patience, reduce_lr_patience=1),
+    ]
+
+
+def _monitor(config):
+    return "val_loss" if config.validation_fraction > 0 else "loss"  # load_data holds out text iff > 0
+
+
+RECIPE = training.Recipe.of(
+    __name__,
+    count_examples=lambda data: len(data.train_text),
+    example_unit="training characters",  # every character is a prediction the loss scores
+    callbacks=training_callbacks,
+)
 
 
 def train(config, out=None):
     """Train; returns (model, history).  Saves the best model to `out` (.keras) if given."""
     keras.utils.set_random_seed(config.seed)
-    train_text, validation_text = load_data(config)
-    vocabulary = text_data.char_vocabulary(train_text + validation_text)
-    model = build_model(config, vocabulary)
+    data = load_data(config)
+    model = build_model(config, data)
     if config.tbptt:
-        return _train_truncated(config, model, vocabulary, train_text, validation_text, out)
-    train_ds = windows_dataset(model, train_text, config, shuffle=True)
-    validation_ds = windows_dataset(model, validation_text, config, shuffle=False) if validation_text else None
-    monitor = "val_loss" if validation_ds is not None else "loss"
-    callbacks = [
-        PrintSamples(config.sample_prime, config.sample_every),
-        # The lecture's guidance: train several epochs, stop when validation stops improving.
-        *training.stop_early(monitor, config.patience, reduce_lr_patience=1),
-    ]
-    if out is not None:
-        callbacks.append(keras.callbacks.ModelCheckpoint(out, monitor=monitor, save_best_only=True))
-    # shuffle=False: the windows dataset shuffles itself each epoch (fit cannot shuffle a tf.data.Dataset).
-    history = model.fit(
-        train_ds, validation_data=validation_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=2
-    )
+        return _train_truncated(config, data, model, out)
+    checkpoints = []
+    if out is not None:  # the best epoch, kept as training goes
+        checkpoints.append(keras.callbacks.ModelCheckpoint(out, monitor=_monitor(config), save_best_only=True))
+    history = RECIPE.fit(config, data, model, callbacks=checkpoints, verbose=2)
     if out is not None:
         model = load(out)
     return model, history
 
 
-def _train_truncated(config, model, vocabulary, train_text, validation_text, out):
+def _train_truncated(config, data, model, out):
     """Truncated BPTT: fit a stateful twin on consecutive windows, then hand its
     weights to the stateless `model` (for sampling and saving)."""
-    stateful = build_model(config, vocabulary, stateful=True)
-    train_ds = _stream_dataset(stateful, train_text, config)
-    validation_ds = None
-    if len(validation_text) > config.batch_size * config.window:
-        validation_ds = _stream_dataset(stateful, validation_text, config)
-    elif validation_text:
+    stateful = build_model(config, data, stateful=True)
+    validation = None
+    if len(data.validation_text) > config.batch_size * config.window:
+        validation = stream_dataset(stateful, data.validation_text, config)
+    elif data.validation_text:
         print(
-            f"tbptt: the validation text ({len(validation_text)} characters) fills no window of every one of "
+            f"tbptt: the validation text ({len(data.validation_text)} characters) fills no window of every one of "
             f"{config.batch_size} streams; monitoring the training loss instead."
         )
-    monitor = "val_loss" if validation_ds is not None else "loss"
-    callbacks = [
-        training.ResetStates(),  # a fresh state each epoch and before validation
-        PrintSamples(config.sample_prime, config.sample_every),  # samples step the cell, stateful or not
-        *training.stop_early(monitor, config.patience, reduce_lr_patience=1),
-    ]
-    # shuffle=False: the windows must arrive in order for the state to carry over.
+    monitor = "val_loss" if validation is not None else "loss"
     history = stateful.fit(
-        train_ds, validation_data=validation_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=2
+        stream_dataset(stateful, data.train_text, config),
+        validation_data=validation,
+        epochs=config.epochs,
+        # A fresh state each epoch and before validation, then the recipe's own callbacks.
+        callbacks=[training.ResetStates(), *training_callbacks(config, monitor)],
+        shuffle=False,  # the windows must arrive in order for the state to carry over
+        verbose=2,
     )
     model.set_weights(stateful.get_weights())  # the best epoch's, restored by early stopping
     # The optimizer's state too, so a saved model resumes training like a checkpointed one.
@@ -260,6 +316,7 @@ def load(path):
     return keras.saving.load_model(path)
 
 
+# --- sampling, serving and the command line ------------------------------------
 def _sample_command(argv):
     parser = argparse.ArgumentParser(prog="python -m recipes.char_lm sample", description="Sample from a saved model.")
     parser.add_argument("--model", required=True, help="a .keras file saved by training")
@@ -313,16 +370,15 @@ def main(argv=None):
         "--tbptt", action="store_true", default=None, help="truncated BPTT: stateful training over consecutive windows"
     )
     args = parser.parse_args(argv)
+    overrides = training.common_overrides(args)
+    if args.text_path or args.tfds_name:
+        overrides["settings"].setdefault("text", None)  # a file or dataset replaces the preset's literal text
+    if args.clipvalue is not None:
+        overrides["settings"].setdefault("clipnorm", None)  # --clipvalue replaces the default clipnorm
     with training.usage_errors(parser):  # a bad value or unknown --set key stops the command here (exit 2)
-        config = config_for(
-            args.preset,
-            text_path=args.text_path,
-            tfds_name=args.tfds_name,
-            tbptt=args.tbptt,
-            **training.common_overrides(args),
+        config = RECIPE.config(
+            args.preset, text_path=args.text_path, tfds_name=args.tfds_name, tbptt=args.tbptt, **overrides
         )
-    if config.text_path or config.tfds_name:
-        config = dataclasses.replace(config, text=None)
     model, history = train(config, out=args.out)
     if "val_bits_per_char" in history.history:
         print(f"best validation: {min(history.history['val_bits_per_char']):.3f} bits per character")

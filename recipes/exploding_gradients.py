@@ -33,6 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_rnn_lab.training import (  # noqa: E402
+    TrainingConfig,
     add_common_arguments,
     check_positive_int,
     common_overrides,
@@ -42,29 +43,27 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
 
 
 @dataclasses.dataclass
-class Config:
+class Config(TrainingConfig):
+    """One run; the shared training fields and their checks come from TrainingConfig."""
+
     cell: str = "simple_rnn"  # the demo is about the plain recurrence; LSTM/GRU run too
-    builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     activation: str = "relu"  # unbounded: large weights explode forwards and backwards (tanh saturates instead)
-    units: int = 32
     recurrent_stddev: float = 0.25  # N(0, 0.25) recurrent kernel: spectral radius ~1.4, "large"
     steps: int = 50  # sequence length: the growth compounds over every step
     train_size: int = 2048
     validation_size: int = 256
     epochs: int = 5
-    batch_size: int = 32
     optimizer: str = "sgd"  # a plain gradient step, as in the lecture; Adam's step is scale-free
     learning_rate: float = 0.01
-    patience: int = 3
     clipnorm: float = None  # None: no clipping (main() also runs a clipped twin)
-    clipvalue: float = None
-    seed: int = 0
 
     def __post_init__(self):
-        for name in ("units", "steps", "train_size", "validation_size", "epochs", "batch_size", "patience"):
+        super().__post_init__()
+        for name in ("steps", "train_size", "validation_size"):
             check_positive_int(name, getattr(self, name))
         if not (isinstance(self.recurrent_stddev, (int, float)) and self.recurrent_stddev > 0):
             raise ValueError(
@@ -100,6 +99,7 @@ def build_model(config):
                 builtin=config.builtin,
                 activation=config.activation,
                 recurrent_initializer=keras.initializers.RandomNormal(stddev=config.recurrent_stddev),
+                **layer_regularisation(config),
             ),
             keras.layers.Dense(1),
         ],

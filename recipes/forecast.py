@@ -20,37 +20,17 @@ Two choices make the small network work on real series:
     python -m recipes.forecast --cell gru --window 72 --out temps.keras
     python -m recipes.forecast --preset tiny                    # seconds, for a smoke test
 
-Data (vega_datasets, offline): `seattle_temps`, 8,759 hourly temperatures of
-2010 in °F; `stocks`, monthly prices 2000 - March 2010 of AAPL, AMZN, IBM, MSFT
-(123 months) and GOOG (68 months, from Aug 2004).  The split is by time: the
-first 70% of the hours train, the next 15% validate (early stopping), the last
-15% (7 Nov - 31 Dec) test; the monthly stocks use 60/20/20, since a period
-needs a year of context plus one month to be scored at all.  Every window lies
-inside one period (its first lag rows only feed the changes), and the mean and
-standard deviation that scale the values are the training period's.
+Data (vega_datasets, offline): hourly Seattle temperatures of 2010 (°F) or
+monthly stock prices 2000-2010 (US$), split by time (70/15/15, 60/20/20),
+standardized with the training period's mean and std, which the model keeps
+(`SeriesScale`): its evaluation and its export forecast in °F or US$.  The
+test period is scored (RMSE, MAE) for the model, the naive forecast x_{p-1}
+and the seasonal one x_{p-S} (S = 24 hours or 12 months) on the same targets.
 
-Evaluation.  Every target x_p of the test period that has a full window and
-a seasonal value inside the period is forecast three ways, scored in the
-series' units (RMSE and MAE) on exactly the same targets:
-    model     the last output of the window just before p (W = --window steps)
-    naive     x_{p-1}: "the same as now", the random walk's best guess
-    seasonal  x_{p-S}: the same hour yesterday (S = 24) or month last year (S = 12)
-
-What to expect (default preset, LSTM of 64 units; measured on two shared CPU
-cores).  The temperatures vary so smoothly (the same hour on consecutive days
-differs by about 0.2 °F) that they look like hourly climate normals rather
-than raw readings, and the seasonal forecast is the bar to clear, not the naive
-one.  168-hour windows, seasonal anchor, 10-20 epochs, about 40 s: test RMSE
-0.057-0.059 °F (seeds 0-2) against 0.563 naive and 0.204 seasonal (MAE 0.048
-against 0.435 and 0.165).  The network has in effect learnt "yesterday's same
-hour plus the change since yesterday", a rule that alone scores 0.066 here.
-On the monthly stocks (window 11, last-value anchor, a few seconds) the model
-is level with the naive forecast, a few percent either way: test RMSE (US$)
-AAPL 13.5 vs 14.4 naive, AMZN 10.4 vs 10.8, IBM 5.86 vs 5.69 (worse), MSFT
-1.58 vs 1.60 (MAE worse), seasonal 5x worse for all.  That is the honest
-result: a month's price change is close to unpredictable from past prices (a
-random walk), 60 training windows are few, and 13 test months (2 for GOOG)
-are luck, not a measurement; the output says so.
+Expect (default preset, LSTM of 64 units, about 40 s on two CPU cores) a test
+RMSE near 0.06 °F against 0.56 naive and 0.20 seasonal; on the stocks, a tie
+with the naive forecast (prices are close to a random walk).  Measured tables:
+the README.
 """
 
 import argparse
@@ -65,12 +45,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_rnn_lab.data import series_data  # noqa: E402
+from keras_rnn_lab.diagnostics.forecasting import error_scores, naive_forecast, seasonal_forecast  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
+    Recipe,
+    TrainingConfig,
     add_common_arguments,
-    check_clip,
     check_positive_int,
-    check_rate,
     common_overrides,
     config_from_preset,
     make_optimizer,
@@ -78,11 +59,13 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
+from recipes.parts.forecast_report import METHODS, format_report  # noqa: E402
+from recipes.parts.forecast_scale import OLD_MODEL_NOTE, SeriesScale, series_scale, to_units  # noqa: E402
 
 # Inference keeps no activations, so large batches are cheap.
 EVALUATION_BATCH_SIZE = 512
-METHODS = ("model", "naive", "seasonal")
+UNITS = {"temp": "°F", "price": "US$"}  # the series' units, by column name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,14 +97,13 @@ ANCHORS = ("last", "seasonal")
 
 
 @dataclasses.dataclass
-class Config(Regularisation):
+class Config(TrainingConfig):
     """Everything a run depends on.  None fields take the dataset's value
-    (DATASETS) when the Config is made."""
+    (DATASETS) when the Config is made; the shared training fields and their
+    checks come from TrainingConfig."""
 
     dataset: str = "seattle_temps"
     symbol: str = "AAPL"  # stocks only
-    cell: str = "lstm"
-    builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     units: int = 64  # the series need little: 32 scored close to 64 in our runs
     window: int = None  # input steps per window: 168 hours (a week) or 11 months (changes over a year)
     stride: int = None  # steps between training windows: 2 (hours) or 1 (months)
@@ -133,11 +115,9 @@ class Config(Regularisation):
     patience: int = 5  # epochs without validation progress before stopping (best weights kept)
     batch_size: int = 64
     learning_rate: float = 3e-3  # reached a lower validation loss than 1e-3, in fewer epochs
-    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
-    clipvalue: float = None
-    seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.dataset not in DATASETS:
             raise ValueError(f"Argument `dataset` must be one of {sorted(DATASETS)}; received {self.dataset!r}.")
         if self.symbol not in series_data.STOCK_SYMBOLS:
@@ -145,16 +125,9 @@ class Config(Regularisation):
             raise ValueError(f"Argument `symbol` must be one of {symbols}; received {self.symbol!r}.")
         if self.anchor is not None and self.anchor not in ANCHORS:
             raise ValueError(f"Argument `anchor` must be one of {list(ANCHORS)}; received {self.anchor!r}.")
-        for name in ("units", "epochs", "patience", "batch_size"):
-            check_positive_int(name, getattr(self, name))
         for name in ("window", "stride", "max_rows"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
-        for name in ("clipnorm", "clipvalue"):
-            check_clip(name, getattr(self, name))
-        for name in ("dropout", "recurrent_dropout"):
-            check_rate(name, getattr(self, name))
-        check_penalties(self)
         defaults = DATASETS[self.dataset]
         for name in ("window", "stride", "anchor", "train_fraction", "validation_fraction"):
             if getattr(self, name) is None:
@@ -181,7 +154,13 @@ class Data:
     window: int
     season: int
     anchor: str
-    unit: str
+    unit: str  # one time step: "hour" or "month"
+    stride: int  # steps between training windows
+
+    @property
+    def value_unit(self):
+        """The series' units: "°F" or "US$"."""
+        return UNITS[self.series.columns[0]]
 
 
 @dataclasses.dataclass
@@ -197,6 +176,7 @@ class TrainResult:
     data: Data
 
 
+# --- data ------------------------------------------------------------------------------
 def read_series(config):
     """The raw TimeSeries named by `config.dataset` (and `config.symbol`)."""
     if config.dataset == "stocks":
@@ -238,27 +218,28 @@ def prepare(series, config):
     """Split `series` by time, fit the scaler on the training period, build each period's inputs."""
     dataset = DATASETS[config.dataset]
     name = config.dataset + (f" {config.symbol}" if config.dataset == "stocks" else "")
-    periods = series_data.chronological_split(len(series.times), config.train_fraction, config.validation_fraction)
     lag = dataset.season if config.anchor == "seasonal" else 1
     # The first scored target needs a whole window of input rows before it, and
     # the seasonal baseline's value inside the period.
     first_target = max(lag + config.window, dataset.season)
-    for period_name, rows in periods.items():
-        length = rows.stop - rows.start
-        if length <= first_target:
-            first, last = series.times[rows.start], series.times[rows.stop - 1]
-            raise ValueError(
-                f"Argument `window` ({config.window}) is too long for {name}: its {period_name} period has "
-                f"{length} {dataset.unit}s ({first} .. {last}), and with the seasonal lag of {dataset.season} "
-                f"and the {config.anchor!r} anchor it needs more than {first_target}. "
-                "Use a shorter --window, or more data."
-            )
-    scaler = series_data.Standardizer.fit(series.values[periods["train"]])
+
+    def too_short(period, length, span):
+        return (
+            f"Argument `window` ({config.window}) is too long for {name}: its {period} period has "
+            f"{length} {dataset.unit}s ({span}), and with the seasonal lag of {dataset.season} "
+            f"and the {config.anchor!r} anchor it needs more than {first_target}. "
+            "Use a shorter --window, or more data."
+        )
+
+    periods, scaler = series_data.split_and_scale(
+        series.times, series.values, config.train_fraction, config.validation_fraction, first_target + 1, too_short
+    )
     inputs = {
         period: period_inputs(scaler.transform(series.values[rows]), series.times[rows], lag, dataset.hour_features)
         for period, rows in periods.items()
     }
-    return Data(name, series, periods, scaler, inputs, lag, config.window, dataset.season, config.anchor, dataset.unit)
+    shape = (config.window, dataset.season, config.anchor, dataset.unit, config.stride)
+    return Data(name, series, periods, scaler, inputs, lag, *shape)
 
 
 def load_data(config):
@@ -275,8 +256,14 @@ def training_windows(data, period, stride):
     return rows[:, :-1, :], rows[:, 1:, :1]
 
 
-def build_model(config):
-    """(batch, time, features) -> next standardized value (batch, time, 1), compiled."""
+# --- model -----------------------------------------------------------------------------
+def build_model(config, data=None):
+    """(batch, time, features) -> next standardized value (batch, time, 1), compiled.
+
+    The output layer, `SeriesScale`, keeps `data`'s training-period mean and
+    std in the model (loaded now when `data` is None), so a saved model can
+    forecast in the series' units (`to_units`)."""
+    data = load_data(config) if data is None else data
     inputs = keras.Input((None, feature_count(config)), name="features")  # (batch, time, features)
     # The network sees changes, not levels: a temperature or price level it never
     # met in training (winter, a 2009 price) looks like any other to it.
@@ -292,27 +279,50 @@ def build_model(config):
     correction = keras.layers.Dense(1, name="correction")(hidden)  # (batch, time, 1)
     # It learns what to add to the anchor, a baseline forecast, not the value
     # from scratch: untrained, it starts as good as that baseline.
-    outputs = keras.layers.Add(name="next_value")([inputs[..., 1:2], correction])  # (batch, time, 1)
-    model = keras.Model(inputs, outputs, name=f"forecast_{config.cell}")
+    next_value = keras.layers.Add(name="next_value")([inputs[..., 1:2], correction])  # (batch, time, 1)
+    scale = SeriesScale(float(data.scaler.mean[0]), float(data.scaler.std[0]), data.value_unit, name="scale")
+    model = keras.Model(inputs, scale(next_value), name=f"forecast_{config.cell}")  # still standardized
     model.compile(optimizer=make_optimizer(config), loss="mse", metrics=["mae"])
     return model
 
 
-def naive_forecast(values, start):
-    """x_{p-1} for every target x_p, p = start .. len(values) - 1."""
-    if start < 1:
-        raise ValueError(f"Argument `start` ({start}) must be at least 1.")
-    return np.asarray(values)[start - 1 : -1]
+# --- training --------------------------------------------------------------------------
+def fit_arguments(config, model, data):
+    """`model.fit` on the training windows, early stopping on every validation window."""
+    x, y = training_windows(data, "train", config.stride)
+    return {"x": x, "y": y, "batch_size": config.batch_size, "validation_data": training_windows(data, "validation", 1)}
 
 
-def seasonal_forecast(values, season, start):
-    """x_{p-season} for every target x_p, p = start .. len(values) - 1."""
-    if start < season:
-        raise ValueError(f"Argument `start` ({start}) must be at least `season` ({season}).")
-    values = np.asarray(values)
-    return values[start - season : len(values) - season]
+def callbacks(config):
+    """Early stopping on val_loss, the learning rate cut after half the patience."""
+    return stop_early("val_loss", config.patience, reduce_lr_patience=max(1, config.patience // 2))
 
 
+def count_examples(data):
+    """Every step of every training window is a scored forecast."""
+    inputs, _ = training_windows(data, "train", data.stride)
+    return int(inputs.shape[0] * inputs.shape[1])
+
+
+RECIPE = Recipe.of(
+    __name__,
+    count_examples=count_examples,
+    example_unit="training steps",
+    callbacks=callbacks,
+)
+
+
+def train(config, data=None, verbose=0):
+    """Fit on the training windows with early stopping, then score every period."""
+    start = time.perf_counter()
+    data, model, history = RECIPE.train_new_model(config, data, verbose=verbose)
+    scores, targets = {}, {}
+    for period in series_data.PERIODS:
+        scores[period], targets[period] = evaluate(model, data, period)
+    return TrainResult(config, model, history.history, scores, targets, time.perf_counter() - start, data)
+
+
+# --- evaluation ------------------------------------------------------------------------
 def model_forecast(model, data, period, start):
     """The model's x_p (original units) for p = start .. end of `period` (rows counted
     from the period's start), each from the `data.window` input rows just before p."""
@@ -323,13 +333,7 @@ def model_forecast(model, data, period, start):
     windows = series_data.sliding_windows(data.inputs[period], data.window, 1)[:-1]
     windows = windows[start - data.lag - data.window :]  # (targets, window, features)
     predicted = model.predict(windows, batch_size=EVALUATION_BATCH_SIZE, verbose=0)[:, -1, :]  # (targets, 1)
-    return data.scaler.inverse_transform(predicted)[:, 0]
-
-
-def error_scores(targets, predicted):
-    """{"rmse", "mae"} of `predicted` against `targets`."""
-    errors = np.asarray(predicted, dtype="float64") - np.asarray(targets, dtype="float64")
-    return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
+    return to_units(model, predicted, data.scaler)[:, 0]
 
 
 def evaluate(model, data, period):
@@ -345,62 +349,23 @@ def evaluate(model, data, period):
     return {method: error_scores(targets, forecasts[method]) for method in METHODS}, len(targets)
 
 
-def train(config, data=None, verbose=0):
-    """Fit on the training windows with early stopping, then score every period."""
-    start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    data = load_data(config) if data is None else data
-    model = build_model(config)
-    history = model.fit(
-        *training_windows(data, "train", config.stride),
-        validation_data=training_windows(data, "validation", 1),
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        callbacks=stop_early("val_loss", config.patience, reduce_lr_patience=max(1, config.patience // 2)),
-        verbose=verbose,
-    )
-    scores, targets = {}, {}
-    for period in series_data.PERIODS:
-        scores[period], targets[period] = evaluate(model, data, period)
-    return TrainResult(config, model, history.history, scores, targets, time.perf_counter() - start, data)
-
-
-def format_report(result):
-    """The test table and a verdict: did the model beat the naive forecast?"""
-    config, data, scores = result.config, result.data, result.scores["test"]
-    test = data.periods["test"]
-    first = test.start + max(data.lag + data.window, data.season)
-    units = {"temp": "°F", "price": "US$"}[data.series.columns[0]]
-    labels = {
-        "model": f"{config.cell}{' (keras)' if config.builtin else ''} {config.units}, corrects {config.anchor}",
-        "naive": f"naive (last {data.unit})",
-        "seasonal": f"seasonal ({data.season} {data.unit}s back)",
-    }
-    lines = [
-        f"{data.name}: test targets {data.series.times[first]} .. {data.series.times[test.stop - 1]} "
-        f"({result.targets['test']} {data.unit}s, {units}); "
-        f"{len(result.history['loss'])} epochs, {result.seconds:.0f} s",
-        f"{'method':<34} {'RMSE':>8} {'MAE':>8}",
-    ]
-    lines += [f"{labels[m]:<34} {scores[m]['rmse']:>8.3f} {scores[m]['mae']:>8.3f}" for m in METHODS]
-    for baseline in ("naive", "seasonal"):
-        gain = 1 - scores["model"]["rmse"] / scores[baseline]["rmse"]
-        verdict = "beats" if gain > 0 else "does NOT beat"
-        change = f"{100 * abs(gain):.1f}% {'lower' if gain > 0 else 'higher'}"
-        lines.append(f"The model {verdict} the {baseline} forecast: test RMSE {change}.")
-    if config.dataset == "stocks" and scores["model"]["rmse"] >= scores["naive"]["rmse"]:
-        lines.append("Monthly prices are close to a random walk: the last price is hard to improve on.")
-    if result.targets["test"] < 20:
-        lines.append(f"Only {result.targets['test']} test targets: a few months' luck, not a measurement.")
-    return "\n".join(lines)
-
-
 def serving_endpoints(model):
     """SavedModel signatures (`keras_rnn_lab.serving.export`).  "forecast": features
-    (batch, time, features) as `prepare` makes them (standardized; column 1 the
-    anchor) -> next_value (batch, time, 1), standardized like the inputs: the
-    scaler's mean and std (printed by training) turn it back into the series' units."""
-    return {"forecast": export.array_endpoint(model, output="next_value", input_names=["features"])}
+    (batch, time, features) as `prepare` makes them (standardized with the
+    training period's mean and std; column 1 the anchor) -> next_value
+    (batch, time, 1) in the series' units (°F, US$), un-standardized with the
+    statistics the model keeps.  A model saved before it kept them serves
+    standardized values, and the export says so."""
+    scale = series_scale(model)
+    if scale is None:
+        print(OLD_MODEL_NOTE, file=sys.stderr)
+        return {"forecast": export.array_endpoint(model, output="next_value", input_names=["features"])}
+    print(f"next_value in {scale.unit or 'the series units'}: z * {scale.std:.6g} + {scale.mean:.6g}")
+
+    def in_units(standardized):  # (batch, time, 1)
+        return {"next_value": scale.to_units(standardized)}
+
+    return {"forecast": export.array_endpoint(model, postprocess=in_units, input_names=["features"])}
 
 
 def main(argv=None):

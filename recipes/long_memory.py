@@ -28,23 +28,10 @@ or, with `--patience N`, when validation accuracy has not improved by 0.01
 for N epochs (cheaper, but some runs sit at chance for 8-10 epochs and then
 solve the task: the default waits the whole 15).
 
-What to expect (distractor, L = 100, 8,000 sequences, 32 units, Adam 3e-3, at
-most 15 epochs; seeds 0-4, `--seeds 0,1,2,3,4`): a run either sits at chance
-or jumps to 100% within one epoch, so the table gives the median over seeds
-and how many runs solved it.  The LSTM with forget bias 3 under Keras's
-defaults solves it in its first epoch (5/5), and so does the SimpleRNN under
-Keras's defaults (5/5): an orthogonal recurrent kernel keeps every singular
-value at 1, so the gradient through W^T does not shrink step by step and only
-tanh' drains it (it still solves L = 1,000 in 3 of 5 seeds, L = 2,000 in
-none of 3).  Under the
-lecture's initialisation the typical run stays at chance: the SimpleRNN's
-median is 55% (2 of 5 seeds escaped, after 8-10 flat epochs), the
-forget-bias-1 LSTM's 51% (1 of 5, at epoch 6), the GRU's 50% (1 of 5).  Adam's
-per-weight step lets a weight that gets a tiny but consistent gradient grow
-until the recurrence leaves the vanishing regime; when that happens is a
-matter of luck, and of float rounding: runs near that point change outcome
-with the order of a sum.  Keras's built-in layers (`--builtin`) behave the
-same.  The README's "Long-range memory" section gives the measured grid.
+What to expect (distractor, L = 100, seeds 0-4): the LSTM with forget bias 3 and the
+SimpleRNN under Keras's defaults solve it in their first epoch (5/5); under the
+lecture's initialisation the typical run stays at chance.  The README's
+"Long-range memory" section gives the measured grid and why.
 """
 
 import argparse
@@ -61,8 +48,10 @@ import numpy as np  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
     INITIALISATIONS,
     RECURRENT_LAYERS,
+    TrainingConfig,
     add_common_arguments,
     check_positive_int,
+    comma_list,
     common_overrides,
     config_from_preset,
     initialisation,
@@ -72,6 +61,8 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
+from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
+from recipes.parts.long_memory_report import format_table, plot  # noqa: E402
 
 TASKS = ("distractor", "adding")
 LENGTHS = (10, 50, 100, 200, 500)
@@ -88,14 +79,14 @@ SOLVED_BAR = 0.95
 
 
 @dataclasses.dataclass
-class Config:
+class Config(TrainingConfig):
+    """One run of the sweep; the shared training fields and their checks come
+    from TrainingConfig."""
+
     task: str = "distractor"  # or "adding"
     length: int = 100  # L: distractor tokens after the signal, or the adding sequence's length
-    cell: str = "lstm"
     init: str = "lecture"  # "lecture": N(0, 0.1) weights; "keras": Glorot kernel, orthogonal recurrent kernel
     forget_bias: float = None  # LSTM only: the forget gate's starting bias (None: Keras's 1)
-    builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
-    units: int = 32  # the reference measurement's size
     embedding_dim: int = 16  # distractor tokens only
     train_size: int = 8_000  # the reference measurement's size
     validation_size: int = 1_000  # early stopping and the reported accuracy (fresh sequences)
@@ -105,32 +96,19 @@ class Config:
     patience: int = 15  # epochs without +0.01 validation accuracy before giving up; measured: runs flat at
     # chance for 8-10 epochs then solved L = 100, so the default never gives up early (--patience 5: cheaper, may miss)
     solved_accuracy: float = 0.99
-    clipnorm: float = None  # gradient clipping (training.make_optimizer); None: off
-    clipvalue: float = None
-    seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.task not in TASKS:
             raise ValueError(f"Argument `task` must be one of {TASKS}; received {self.task!r}.")
         if self.init not in INITIALISATIONS:
             raise ValueError(f"Argument `init` must be one of {INITIALISATIONS}; received {self.init!r}.")
-        if self.cell not in RECURRENT_LAYERS:
-            raise ValueError(f"Argument `cell` must be one of {sorted(RECURRENT_LAYERS)}; received {self.cell!r}.")
         if self.forget_bias is not None and self.cell != "lstm":
             raise ValueError(
                 f"Argument `forget_bias` applies to the LSTM only; received cell={self.cell!r}, "
                 f"forget_bias={self.forget_bias!r}."
             )
-        for name in (
-            "length",
-            "units",
-            "embedding_dim",
-            "train_size",
-            "validation_size",
-            "epochs",
-            "batch_size",
-            "patience",
-        ):
+        for name in ("length", "embedding_dim", "train_size", "validation_size"):
             check_positive_int(name, getattr(self, name))
         if self.task == "adding" and self.length < 2:
             raise ValueError(
@@ -204,6 +182,7 @@ def build_model(config):
         builtin=config.builtin,
         name="recurrent",
         **initialisation(config.cell, config.init, config.forget_bias),
+        **layer_regularisation(config),
     )
     if config.task == "distractor":
         model = keras.Sequential(
@@ -293,91 +272,6 @@ def grid(preset, tasks, lengths, cells, inits, forget_biases, seeds=None, **over
     return configs
 
 
-def format_table(records):
-    """Accuracy (%) per configuration (rows) and L (columns), one block per task.
-
-    A configuration run with several seeds shows the median accuracy and how
-    many of its runs reached SOLVED_BAR, e.g. "50.7% 2/5": a run sits at chance
-    or jumps to 100% within an epoch, so the median says what a typical run
-    does and the count how often one escapes.  The latest run of a
-    configuration and seed wins.
-    """
-    lines = []
-    for task in TASKS:
-        rows = [r for r in records if r["task"] == task]
-        if not rows:
-            continue
-        lengths = sorted({r["length"] for r in rows})
-        labels = list(dict.fromkeys(r["label"] for r in rows))
-        runs = runs_by_seed(rows)
-        seeded = any(len(by_seed) > 1 for by_seed in runs.values())
-        width = 14 if seeded else 9
-        header = f"{task:<24}" + "".join(f"{'L=' + str(n):>{width}}" for n in lengths)
-        lines += [header, "-" * len(header)]
-        for label in labels:
-            entries = [_summary(runs.get((label, n)), seeded) for n in lengths]
-            lines.append(f"{label:<24}" + "".join(f"{e:>{width}}" for e in entries))
-        if seeded:
-            lines.append(f"(median over seeds; solved: runs at or above {100 * SOLVED_BAR:g}%)")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def runs_by_seed(records):
-    """{(label, L): {seed: accuracy}}; a later record of the same seed replaces an earlier one."""
-    runs = {}
-    for r in records:
-        runs.setdefault((r["label"], r["length"]), {})[r.get("seed")] = r["accuracy"]
-    return runs
-
-
-def _summary(by_seed, seeded):
-    if not by_seed:
-        return "-"
-    accuracies = list(by_seed.values())
-    text = f"{100 * float(np.median(accuracies)):.1f}%"
-    if seeded:
-        text += f" {sum(a >= SOLVED_BAR for a in accuracies)}/{len(accuracies)}"
-    return text
-
-
-def plot(records, path):
-    """Accuracy against L (log axis), one line per configuration, one panel per task;
-    the median over seeds where a configuration ran with several."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = [t for t in TASKS if any(r["task"] == t for r in records)]
-    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
-    for axis, task in zip(axes[0], tasks):
-        runs = runs_by_seed([r for r in records if r["task"] == task])
-        rows = {key: float(np.median(list(by_seed.values()))) for key, by_seed in runs.items()}
-        for label in dict.fromkeys(label for label, _ in rows):
-            points = sorted((n, a) for (lab, n), a in rows.items() if lab == label)
-            axis.plot(
-                [n for n, _ in points],
-                [100 * a for _, a in points],
-                marker="o",
-                label=label,
-                linestyle="--" if label.endswith("lecture") else "-",
-            )
-        axis.axhline(50 if task == "distractor" else 8, color="grey", linewidth=0.8, linestyle=":")
-        axis.set(
-            xscale="log",
-            xlabel="L (steps between the information and the answer)",
-            ylabel="accuracy (%)",
-            title=task,
-            ylim=(0, 102),
-        )
-        axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def main(argv=None):
     """Run the grid, printing each row as it finishes; then the table and the plot."""
     parser = argparse.ArgumentParser(
@@ -385,25 +279,30 @@ def main(argv=None):
     )
     add_common_arguments(parser, PRESETS)
     parser.add_argument(
-        "--tasks", type=_choices(TASKS), default=["distractor"], help="comma-separated: distractor,adding"
+        "--tasks", type=comma_list(choices=TASKS), default=["distractor"], help="comma-separated: distractor,adding"
     )
     parser.add_argument(
-        "--lengths", type=_ints, default=list(LENGTHS), help="comma-separated L values (default 10,50,100,200,500)"
+        "--lengths",
+        type=comma_list(int, minimum=1, example="10,100"),
+        default=list(LENGTHS),
+        help="comma-separated L values (default 10,50,100,200,500)",
     )
     parser.add_argument(
-        "--cells", type=_choices(tuple(RECURRENT_LAYERS)), help="comma-separated cells (default all three)"
+        "--cells", type=comma_list(choices=tuple(RECURRENT_LAYERS)), help="comma-separated cells (default all three)"
     )
-    parser.add_argument("--inits", type=_choices(INITIALISATIONS), default=list(INITIALISATIONS), help="lecture,keras")
+    parser.add_argument(
+        "--inits", type=comma_list(choices=INITIALISATIONS), default=list(INITIALISATIONS), help="lecture,keras"
+    )
     parser.add_argument(
         "--forget-biases",
         dest="forget_biases",
-        type=_floats,
+        type=comma_list(float, example="1,3"),
         default=list(FORGET_BIASES),
         help="LSTM forget-gate biases (default 1,3)",
     )
     parser.add_argument(
         "--seeds",
-        type=_ints_from_zero,
+        type=comma_list(int, minimum=0, example="0,1,2"),
         help="comma-separated seeds: every configuration once per seed; "
         "the table shows the median and how many runs solved the task",
     )
@@ -439,8 +338,8 @@ def main(argv=None):
             with open(args.log, "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
     print()
-    print(format_table(records))
-    print(f"plot: {plot(records, args.plot)}")
+    print(format_table(records, TASKS, SOLVED_BAR))
+    print(f"plot: {plot(records, args.plot, TASKS)}")
     return records
 
 
@@ -449,46 +348,6 @@ def _read_log(path):
         return []
     with open(path, encoding="utf-8") as log:
         return [json.loads(line) for line in log if line.strip()]
-
-
-def _choices(allowed):
-    def parse(text):
-        values = [part.strip() for part in text.split(",") if part.strip()]
-        wrong = [v for v in values if v not in allowed]
-        if not values or wrong:
-            raise argparse.ArgumentTypeError(f"expected comma-separated values from {list(allowed)}; received {text!r}")
-        return values
-
-    return parse
-
-
-def _ints(text):
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive ints such as 10,100; received {text!r}"
-        ) from None
-    if any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 10,100; received {text!r}")
-    return values
-
-
-def _ints_from_zero(text):
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        values = [-1]
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds (ints >= 0) such as 0,1,2; received {text!r}")
-    return values
-
-
-def _floats(text):
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1,3; received {text!r}") from None
 
 
 if __name__ == "__main__":

@@ -39,19 +39,19 @@ import numpy as np  # noqa: E402
 
 from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
+    Recipe,
+    TrainingConfig,
     add_common_arguments,
-    check_clip,
     check_positive_int,
-    check_rate,
+    comma_list,
     common_overrides,
     compile_for_classes,
     config_from_preset,
     make_optimizer,
     recurrent_layer,
-    stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
 PAD, ZERO, ONE = 0, 1, 2
@@ -64,12 +64,12 @@ EVALUATION_BATCH_SIZE = 500
 
 
 @dataclasses.dataclass
-class Config(Regularisation):
-    """Everything one training run depends on; lengths are (min, max) inclusive."""
+class Config(TrainingConfig):
+    """Everything one training run depends on; lengths are (min, max) inclusive.
+    The shared training fields and their checks come from TrainingConfig."""
 
     cell: str = "lstm"  # LSTM and GRU gates can hold one bit forever; SimpleRNN's state fades
     units: int = 16  # parity needs one bit of memory; 16 units learn it reliably
-    builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     embedding_dim: int = 8  # three tokens; 8 dimensions is the lecture's setting
     train_size: int = 20_000  # enough strings that every length of 1..20 is seen ~1,000 times
     validation_size: int = 2_000  # short strings for early stopping, never the long ones
@@ -81,28 +81,13 @@ class Config(Regularisation):
     batch_size: int = 64  # measured: 128 left one LSTM seed of five at 99.7-99.9% on 500-1000
     learning_rate: float = 1e-2  # Adam: parity clicks in epoch 1-2; at the default 1e-3, in epoch 3-4
     patience: int = 2  # early stopping on the short validation strings keeps the best weights
-    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
-    clipvalue: float = None
-    seed: int = 0  # weights, data and shuffling
 
     def __post_init__(self):
-        counts = ("units", "embedding_dim", "train_size", "validation_size", "evaluation_size")
-        for name in counts + ("epochs", "batch_size", "patience"):
+        super().__post_init__()
+        for name in ("embedding_dim", "train_size", "validation_size", "evaluation_size"):
             check_positive_int(name, getattr(self, name))
-        for name in ("dropout", "recurrent_dropout"):
-            check_rate(name, getattr(self, name))
-        check_penalties(self)
         for name in ("train_lengths", "medium_lengths", "long_lengths"):
             setattr(self, name, check_lengths(name, getattr(self, name)))
-        rate = self.learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-            raise TypeError(
-                f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
-            )
-        if not rate > 0:
-            raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
-        for name in ("clipnorm", "clipvalue"):
-            check_clip(name, getattr(self, name))
 
 
 # Overrides of Config's defaults.  `tiny` is for tests: short strings learn in
@@ -200,8 +185,9 @@ def load_data(config):
     return data
 
 
-def build_model(config):
-    """Embedding(3, d, mask_zero) -> recurrent layer -> Dense(2) logits, compiled."""
+def build_model(config, data=None):
+    """Embedding(3, d, mask_zero) -> recurrent layer -> Dense(2) logits, compiled
+    (`data` is not needed: three tokens, two classes)."""
     model = keras.Sequential(
         [
             keras.Input((None,), dtype="int32"),  # (batch, time) tokens, 0 = padding
@@ -220,21 +206,28 @@ def build_model(config):
     return compile_for_classes(model, make_optimizer(config))
 
 
+def fit_arguments(config, model, data):
+    """`model.fit` on the short strings, early stopping on the validation split."""
+    train, validation = data["train"], data["validation"]
+    return {
+        "x": train.tokens,
+        "y": train.labels,
+        "batch_size": config.batch_size,
+        "validation_data": (validation.tokens, validation.labels),
+    }
+
+
+RECIPE = Recipe.of(
+    __name__,
+    count_examples=lambda data: len(data["train"].labels),
+    example_unit="strings",
+)
+
+
 def train(config, verbose=0):
     """Fit on the short strings, then measure accuracy on every split."""
     start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    data = load_data(config)
-    model = build_model(config)
-    history = model.fit(
-        data["train"].tokens,
-        data["train"].labels,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=(data["validation"].tokens, data["validation"].labels),
-        callbacks=stop_early("val_loss", config.patience),
-        verbose=verbose,
-    )
+    data, model, history = RECIPE.train_new_model(config, verbose=verbose)
     accuracy = {name: _accuracy(model, split) for name, split in data.items()}
     return TrainResult(config, model, history.history, accuracy, time.perf_counter() - start)
 
@@ -293,7 +286,11 @@ def main(argv=None):
         description=__doc__.split("\n", 1)[0],
     )
     add_common_arguments(parser, PRESETS)
-    parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds, one run each (e.g. 0,1,2)")
+    parser.add_argument(
+        "--seeds",
+        type=comma_list(int, distinct=True, example="0,1,2"),
+        help="comma-separated seeds, one run each (e.g. 0,1,2)",
+    )
     args = parser.parse_args(argv)
     if args.seeds is not None and args.seed is not None:
         parser.error("argument --seeds: not allowed with --seed; give the one seed as --seeds N")
@@ -311,17 +308,6 @@ def main(argv=None):
     print()
     print(format_table(results))
     return results
-
-
-def _seed_list(text):
-    """argparse type for --seeds: "0,1,2" -> [0, 1, 2], no repeats."""
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints such as 0,1,2; received {text!r}") from None
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct seeds; received {text!r}")
-    return seeds
 
 
 def _output_path(path, seed, several):

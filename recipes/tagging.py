@@ -13,30 +13,15 @@ a bidirectional layer also sees the days after).
     python -m recipes.tagging --cell gru --window 60 --out weather.keras
     python -m recipes.tagging --preset tiny            # seconds, for a smoke test
 
-Data (vega_datasets, offline): 1,461 days of Seattle weather, 2012-2015, with
-precipitation (mm), maximum and minimum temperature (°C) and wind (m/s), and
-a label: sun, fog, rain, drizzle or snow.  The inputs are those four (the
-precipitation as log(1 + mm), since most days have none and a few 50), and
+Data (vega_datasets, offline): 1,461 days of Seattle weather, 2012-2015:
+precipitation (as log(1 + mm)), maximum and minimum temperature and wind, with
 sin/cos of the day of the year, standardized with the training period's
-statistics.  The split is by time: the first 70% of the days train (on 30-day
-windows), the next 15% validate (early stopping), the last 15% (27 May - 31
-Dec 2015) test; each period is tagged in one pass, every day once.
-
-Beware the labels: they change meaning over the years.  Wet days are "rain" in
-2012 (191 rain, 5 fog) but "fog" in 2014-2015 (8 rain, 324 fog), and the test
-period has 115 sun, 94 fog, 7 drizzle, 3 rain and no snow.  No measurement tells
-the two conventions apart, so a model that learnt from the older one calls wet
-test days "rain"; expect modest numbers.  The baseline tags every day with the
-training period's majority class, "sun".
-
-What to expect (default preset, LSTM of 32 units, under 10 s for the command
-on two shared CPU cores, 12 epochs): test accuracy 0.603 against 0.525 for the
-majority baseline (validation 0.493 against 0.429); test F1 0.81 for sun (the
-baseline's 0.69) and 0.42 for fog, 0 for drizzle and rain (10 test days
-together) and none to earn for snow.  Of the 94 fog test days it calls 26 fog,
-33 rain and 35 sun.  Over seeds 0-4 the test accuracy ranged 0.59-0.70; with
-`--bidirectional` 0.57-0.67 (seed 0: 0.566), no better here: the tag of a day
-depends mostly on that day's own measurements.
+statistics, and a label (sun, fog, rain, drizzle or snow).  Split by time
+70/15/15: training on 30-day windows, each later period tagged in one pass.
+The labels change meaning over the years (wet days are "rain" in 2012 but
+"fog" in 2014-2015), so expect modest numbers: test accuracy about 0.60
+against 0.53 for the majority baseline ("sun"), under 10 s on two CPU cores.
+The README has the measured tables.
 """
 
 import argparse
@@ -53,10 +38,10 @@ import numpy as np  # noqa: E402
 from keras_rnn_lab.data import series_data  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
+    Recipe,
+    TrainingConfig,
     add_common_arguments,
-    check_clip,
     check_positive_int,
-    check_rate,
     common_overrides,
     compile_for_classes,
     config_from_preset,
@@ -65,18 +50,17 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import Regularisation, check_penalties, layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
 FEATURES = ("log1p_precipitation", "temp_max", "temp_min", "wind", "sin_day", "cos_day")
 
 
 @dataclasses.dataclass
-class Config(Regularisation):
-    """Everything a run depends on."""
+class Config(TrainingConfig):
+    """Everything a run depends on.  The shared training fields and their
+    checks come from TrainingConfig."""
 
-    cell: str = "lstm"
-    builtin: bool = False  # True: keras.layers' layer of the same name, for comparisons
     units: int = 32  # five labels from six inputs a day, ~1,000 training days: a small layer
     bidirectional: bool = False  # True: each tag also sees the days after it
     window: int = 30  # days per training sequence: about a month of weather
@@ -88,18 +72,11 @@ class Config(Regularisation):
     patience: int = 6  # epochs without validation progress before stopping (best weights kept)
     batch_size: int = 32
     learning_rate: float = 3e-3
-    clipnorm: float = None  # gradient clipping, see training.make_optimizer; None: off
-    clipvalue: float = None
-    seed: int = 0
 
     def __post_init__(self):
-        for name in ("units", "window", "stride", "epochs", "patience", "batch_size"):
+        super().__post_init__()
+        for name in ("window", "stride"):
             check_positive_int(name, getattr(self, name))
-        for name in ("clipnorm", "clipvalue"):
-            check_clip(name, getattr(self, name))
-        for name in ("dropout", "recurrent_dropout"):
-            check_rate(name, getattr(self, name))
-        check_penalties(self)
         if self.max_rows is not None:
             check_positive_int("max_rows", self.max_rows)
 
@@ -135,6 +112,7 @@ class TrainResult:
     data: Data
 
 
+# --- data ------------------------------------------------------------------------------
 def label_ids(labels):
     """(days,) label strings -> int32 ids into CLASSES."""
     index = {name: i for i, name in enumerate(CLASSES)}
@@ -156,16 +134,17 @@ def day_features(series):
 
 def prepare(series, config):
     """Split `series` by time and standardize it with the training period's statistics."""
-    periods = series_data.chronological_split(len(series.times), config.train_fraction, config.validation_fraction)
-    for name, days in periods.items():
-        length = days.stop - days.start
-        if length < config.window:
-            raise ValueError(
-                f"Argument `window` ({config.window}) is longer than the {name} period: {length} days "
-                f"({series.times[days.start]} .. {series.times[days.stop - 1]}). Use a shorter --window, or more data."
-            )
+
+    def too_short(period, length, span):
+        return (
+            f"Argument `window` ({config.window}) is longer than the {period} period: {length} days ({span}). "
+            "Use a shorter --window, or more data."
+        )
+
     features = day_features(series)
-    scaler = series_data.Standardizer.fit(features[periods["train"]])
+    periods, scaler = series_data.split_and_scale(
+        series.times, features, config.train_fraction, config.validation_fraction, config.window, too_short
+    )
     return Data(series, periods, scaler, scaler.transform(features).astype("float32"), label_ids(series.labels))
 
 
@@ -185,8 +164,10 @@ def training_windows(data, period, window, stride):
     return inputs, labels
 
 
-def build_model(config):
-    """(batch, days, features) -> logits (batch, days, classes), compiled."""
+# --- model -----------------------------------------------------------------------------
+def build_model(config, data=None):
+    """(batch, days, features) -> logits (batch, days, classes), compiled
+    (`data` is not needed: six features, five classes)."""
     layer = recurrent_layer(
         config.cell,
         config.units,
@@ -208,6 +189,54 @@ def build_model(config):
     return compile_for_classes(model, make_optimizer(config))
 
 
+# --- training --------------------------------------------------------------------------
+def fit_arguments(config, model, data):
+    """`model.fit` on overlapping training windows; the validation period in
+    windows that do not overlap, each day once."""
+    x, y = training_windows(data, "train", config.window, config.stride)
+    validation = training_windows(data, "validation", config.window, config.window)
+    return {"x": x, "y": y, "batch_size": config.batch_size, "validation_data": validation}
+
+
+def callbacks(config):
+    """Keep the epoch that tags the validation days best.  Their labels follow the
+    later convention (wet days "fog"), so the validation loss, which punishes
+    confident "rain" hard, was lowest after 1-3 epochs.  Over seeds 0-4,
+    stopping on it gave test accuracy 0.48-0.70; stopping on accuracy, 0.59-0.70."""
+    return stop_early("val_accuracy", config.patience, mode="max")
+
+
+def count_examples(data):
+    """Scored training examples: the days of the training period."""
+    days = data.periods["train"]
+    return days.stop - days.start
+
+
+RECIPE = Recipe.of(
+    __name__,
+    count_examples=count_examples,
+    example_unit="training days",
+    callbacks=callbacks,
+)
+
+
+def train(config, data=None, verbose=0):
+    """Fit on the training windows with early stopping, then tag every period."""
+    start = time.perf_counter()
+    data, model, history = RECIPE.train_new_model(config, data, verbose=verbose)
+    majority = majority_class(data)
+    results = {}
+    for period, days in data.periods.items():
+        labels = data.labels[days]
+        results[period] = {
+            "model": scores(labels, tag(model, data, period)),
+            "majority": scores(labels, np.full_like(labels, majority)),
+            "support": np.bincount(labels, minlength=len(CLASSES)),
+        }
+    return TrainResult(config, model, history.history, results, majority, time.perf_counter() - start, data)
+
+
+# --- evaluation ------------------------------------------------------------------------
 def per_class_f1(labels, predicted, num_classes):
     """(f1, support), both (num_classes,): F1 = 2 precision recall / (precision + recall).
 
@@ -245,36 +274,6 @@ def scores(labels, predicted):
 def majority_class(data):
     """The baseline's label id: the most frequent of the training period, never a later one's."""
     return int(np.argmax(np.bincount(data.labels[data.periods["train"]], minlength=len(CLASSES))))
-
-
-def train(config, data=None, verbose=0):
-    """Fit on the training windows with early stopping, then tag every period."""
-    start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    data = load_data(config) if data is None else data
-    model = build_model(config)
-    history = model.fit(
-        *training_windows(data, "train", config.window, config.stride),
-        validation_data=training_windows(data, "validation", config.window, config.window),
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        # Keep the epoch that tags the validation days best.  Their labels follow the
-        # later convention (wet days "fog"), so the validation loss, which punishes
-        # confident "rain" hard, was lowest after 1-3 epochs.  Over seeds 0-4,
-        # stopping on it gave test accuracy 0.48-0.70; stopping on accuracy, 0.59-0.70.
-        callbacks=stop_early("val_accuracy", config.patience, mode="max"),
-        verbose=verbose,
-    )
-    majority = majority_class(data)
-    results = {}
-    for period, days in data.periods.items():
-        labels = data.labels[days]
-        results[period] = {
-            "model": scores(labels, tag(model, data, period)),
-            "majority": scores(labels, np.full_like(labels, majority)),
-            "support": np.bincount(labels, minlength=len(CLASSES)),
-        }
-    return TrainResult(config, model, history.history, results, majority, time.perf_counter() - start, data)
 
 
 def format_report(result):

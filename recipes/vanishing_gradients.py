@@ -271,7 +271,9 @@ def main(argv=None):
                 f"argument --{name.replace('_', '-')}: vanishing_gradients trains nothing; received "
                 f"{getattr(args, name)!r}"
             )
-    overrides = {k: v for k, v in common_overrides(args).items() if k in ("units", "batch_size", "seed", "builtin")}
+    overrides = {
+        k: v for k, v in common_overrides(args).items() if k in ("units", "batch_size", "seed", "builtin", "settings")
+    }
     cells = args.cells.split(",") if args.cells else ([args.cell] if args.cell else None)
     with usage_errors(parser):
         biases = None if args.forget_biases is None else tuple(float(b) for b in args.forget_biases.split(","))

@@ -17,7 +17,7 @@ def test_hello_preset_learns_hello(capsys):
 
 
 def test_tiny_preset_loss_falls_and_reports_bits_per_character(tmp_path):
-    config = char_lm.config_for("tiny")
+    config = char_lm.RECIPE.config("tiny")
     model, history = char_lm.train(config, out=str(tmp_path / "tiny.keras"))
     bits = history.history["bits_per_char"]
     assert bits[-1] < bits[0] - 0.3, bits
@@ -26,31 +26,29 @@ def test_tiny_preset_loss_falls_and_reports_bits_per_character(tmp_path):
 
 def test_saved_model_reloads_and_generates_the_same_text(tmp_path):
     path = str(tmp_path / "m.keras")
-    config = dataclasses.replace(char_lm.config_for("tiny"), epochs=1)
+    config = dataclasses.replace(char_lm.RECIPE.config("tiny"), epochs=1)
     model, _ = char_lm.train(config, out=path)
     again = char_lm.load(path)
     texts = TextGenerator(model)("From", 40, temperature=0.9, seed=5, samples=2)
     assert TextGenerator(again)("From", 40, temperature=0.9, seed=5, samples=2) == texts
 
 
-def test_user_text_file_and_clear_errors(tmp_path, capsys):
+def test_user_text_file_and_clear_errors(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("the quick brown fox jumps over the lazy dog. " * 20, encoding="utf-8")
     assert char_lm.main(["--preset", "tiny", "--text", str(path), "--epochs", "1"]) == 0
+    # A file replaces the hello preset's literal text.
+    assert char_lm.main(["--preset", "hello", "--text", str(path), "--epochs", "1"]) == 0
     with pytest.raises(ValueError, match="`text_path`: no such file"):
         char_lm.main(["--preset", "tiny", "--text", str(tmp_path / "missing.txt")])
-    with pytest.raises(SystemExit):
-        char_lm.main(["--preset", "nope"])
-    # every recipe's --out is checked by the shared argparse type
-    with pytest.raises(SystemExit):
-        char_lm.main(["--preset", "hello", "--out", str(tmp_path / "model.h5")])
-    assert "--out: expected a path ending in .keras; received" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="`validation_fraction`.*holds out none"):
+        char_lm.load_data(char_lm.RECIPE.config("tiny", validation_fraction=0.01, max_characters=40))
 
 
 def _tbptt_models(window=5, batch_size=2):
     """A stateful twin and the ordinary model with the same weights, no dropout."""
     config = dataclasses.replace(
-        char_lm.config_for("tiny"), tbptt=True, window=window, batch_size=batch_size, dropout=0.0, output_dropout=0.0
+        char_lm.RECIPE.config("tiny"), tbptt=True, window=window, batch_size=batch_size, dropout=0.0, output_dropout=0.0
     )
     vocabulary = list("abcdefgh")
     stateful = char_lm.build_model(config, vocabulary, stateful=True)
@@ -115,7 +113,7 @@ def test_truncated_bptt_gradients_stop_at_the_window_start():
 
 
 def test_tbptt_training_lowers_the_loss_and_returns_a_stateless_model(tmp_path):
-    config = dataclasses.replace(char_lm.config_for("tiny"), tbptt=True, batch_size=8, epochs=3)
+    config = dataclasses.replace(char_lm.RECIPE.config("tiny"), tbptt=True, batch_size=8, epochs=3)
     model, history = char_lm.train(config, out=str(tmp_path / "tbptt.keras"))
     bits = history.history["bits_per_char"]
     assert bits[-1] < bits[0] - 0.3, bits
@@ -124,8 +122,39 @@ def test_tbptt_training_lowers_the_loss_and_returns_a_stateless_model(tmp_path):
     assert len(TextGenerator(char_lm.load(str(tmp_path / "tbptt.keras")))("From", 20, seed=1)[0]) == 24
 
 
-def test_clipping_is_a_config_field_and_a_flag():
-    config = char_lm.config_for("tiny", clipvalue=0.5, clipnorm=None)
-    model = char_lm.build_model(dataclasses.replace(config, clipnorm=None), list("ab"))
+def test_clipping_is_a_config_field_and_a_flag(monkeypatch):
+    config = char_lm.RECIPE.config("tiny", {"clipnorm": None}, clipvalue=0.5)
+    model = char_lm.build_model(config, list("ab"))
     assert model.optimizer.clipvalue == 0.5 and model.optimizer.clipnorm is None
-    assert char_lm.build_model(char_lm.config_for("tiny"), list("ab")).optimizer.clipnorm == 5.0
+    assert char_lm.build_model(char_lm.RECIPE.config("tiny"), list("ab")).optimizer.clipnorm == 5.0
+
+    # --clipvalue replaces the default clipnorm (the two flags exclude each other).
+    class Trained(Exception):
+        pass
+
+    def train(config, out=None):  # stops main at the Config it trains (training is tested above)
+        raise Trained(config)
+
+    monkeypatch.setattr(char_lm, "train", train)
+    with pytest.raises(Trained) as stopped:
+        char_lm.main(["--preset", "tiny", "--clipvalue", "0.5"])
+    assert stopped.value.args[0].clipvalue == 0.5 and stopped.value.args[0].clipnorm is None
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("embedding_dim", 0),
+        ("window", 0),
+        ("stride", -1),
+        ("output_dropout", 1.0),
+        ("tbptt", "yes"),
+        ("validation_fraction", 1.0),
+        ("max_characters", 0),
+        ("sample_every", -1),
+        ("sample_prime", ""),
+    ],
+)
+def test_config_errors_name_the_recipes_own_fields(field, value):
+    with pytest.raises((ValueError, TypeError), match=f"`{field}`"):
+        char_lm.RECIPE.config("tiny", {field: value})

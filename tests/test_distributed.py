@@ -54,6 +54,8 @@ def _free_ports(count):
     return ports
 
 
+# slow: several processes and a kill, 35-75 s on two cores; .ci/run runs the slow tests after the default run.
+@pytest.mark.slow
 def test_two_workers_train_to_identical_weights(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     command = [

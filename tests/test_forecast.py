@@ -1,4 +1,5 @@
-"""The forecast recipe: data periods, train-only scaling, baselines, learning, the command."""
+"""The forecast recipe: data periods, train-only scaling, baselines, learning,
+forecasts in the series' units (the model keeps its scaler), the command."""
 
 import dataclasses
 
@@ -9,6 +10,8 @@ import pytest
 from keras_rnn_lab.data import series_data
 from keras_rnn_lab.training import config_from_preset
 from recipes import forecast
+from recipes.parts.forecast_scale import SeriesScale
+from tests.serving import Job, serve_many
 
 
 def tiny_config(**overrides):
@@ -100,18 +103,7 @@ def test_training_targets_are_the_next_steps_value():
     np.testing.assert_array_equal(inputs[1, 0], data.inputs["train"][3])
 
 
-# --- baselines and scores -------------------------------------------------------------
-def test_baselines_on_a_hand_series():
-    values = np.array([1.0, 2.0, 4.0, 7.0, 11.0, 16.0])
-    np.testing.assert_array_equal(forecast.naive_forecast(values, start=2), [2, 4, 7, 11])  # targets 4, 7, 11, 16
-    np.testing.assert_array_equal(forecast.seasonal_forecast(values, season=3, start=3), [1, 2, 4])  # targets 7, 11, 16
-    with pytest.raises(ValueError, match=r"`start` \(2\) must be at least `season` \(3\)"):
-        forecast.seasonal_forecast(values, season=3, start=2)
-    scores = forecast.error_scores([7.0, 11.0, 16.0], [1.0, 2.0, 4.0])  # errors 6, 9, 12
-    assert scores["mae"] == pytest.approx(9.0)
-    assert scores["rmse"] == pytest.approx(np.sqrt((36 + 81 + 144) / 3))
-
-
+# --- baselines and scores (the baselines themselves: tests/test_forecasting.py) ------------
 @pytest.mark.parametrize("anchor, baseline", [("seasonal", "seasonal"), ("last", "naive")])
 def test_an_untrained_correction_forecasts_exactly_the_anchor_baseline(anchor, baseline):
     # Zero weights in the correction layer: the model outputs its anchor input,
@@ -153,12 +145,82 @@ def test_build_model_gives_one_prediction_per_step(builtin):
     assert model.predict(np.zeros((2, 7, 5), "float32"), verbose=0).shape == (2, 7, 1)
 
 
+def test_the_recipe_fits_every_training_step_and_validates_on_every_window():
+    config = tiny_config(stride=3)
+    data = forecast.load_data(config)
+    arguments = forecast.fit_arguments(config, None, data)
+    np.testing.assert_array_equal(arguments["x"], forecast.training_windows(data, "train", 3)[0])
+    np.testing.assert_array_equal(arguments["validation_data"][1], forecast.training_windows(data, "validation", 1)[1])
+    assert forecast.RECIPE.count_examples(data) == arguments["x"].shape[0] * config.window
+    assert forecast.RECIPE.example_unit == "training steps" and arguments["batch_size"] == config.batch_size
+    kinds = [type(c).__name__ for c in forecast.RECIPE.callbacks(config)]
+    assert "ReduceLROnPlateau" in kinds and "EarlyStopping" in kinds
+
+
 def test_tiny_preset_learns(tiny_result):
     losses = tiny_result.history["loss"]
     assert losses[-1] < 0.5 * losses[0], losses
     scores = tiny_result.scores["validation"]
     # Its anchor is the seasonal forecast; trained, the model improves on it.
     assert scores["model"]["rmse"] < scores["seasonal"]["rmse"] < scores["naive"]["rmse"], scores
+
+
+# --- forecasts in the series' units ---------------------------------------------------------
+def test_the_model_keeps_the_training_periods_scaler():
+    config = tiny_config()
+    data = forecast.load_data(config)
+    scale = forecast.series_scale(forecast.build_model(config, data))
+    train = forecast.read_series(config).values[data.periods["train"], 0]  # °F
+    assert (scale.mean, scale.std, scale.unit) == (pytest.approx(train.mean()), pytest.approx(train.std()), "°F")
+    again = SeriesScale.from_config(scale.get_config())
+    assert (again.mean, again.std, again.unit) == (scale.mean, scale.std, scale.unit)
+    z = np.array([[[-1.0], [0.0], [2.5]]], "float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(scale(z)), z)  # training sees standardized values
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(scale.to_units(z)), z * train.std() + train.mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`std` must be positive; received 0"):
+        SeriesScale(mean=1.0, std=0)
+    with pytest.raises(TypeError, match=r"`mean` must be a finite float; received nan"):
+        SeriesScale(mean=float("nan"), std=1.0)
+
+
+def test_the_export_serves_forecasts_in_the_series_units(tmp_path, capsys):
+    # The defect: next_value was served standardized and the scaler was nowhere to be found.
+    config = tiny_config()
+    data = forecast.load_data(config)
+    keras.utils.set_random_seed(3)
+    model = forecast.build_model(config, data)
+    model.save(tmp_path / "temps.keras")
+    # A forecast model as saved before it kept its scaler: the same network ending at "next_value".
+    old = keras.Model(model.inputs, model.get_layer("next_value").output, name="old_forecast")
+    old.save(tmp_path / "old.keras")
+    new_path = forecast.main(["export", "--model", str(tmp_path / "temps.keras"), "--out", str(tmp_path / "new")])
+    assert "next_value in °F" in capsys.readouterr().out
+    old_path = forecast.main(["export", "--model", str(tmp_path / "old.keras"), "--out", str(tmp_path / "old")])
+    assert "saved before it kept its scaler: the exported next_value is standardized" in capsys.readouterr().err
+    windows, _ = forecast.training_windows(data, "test", stride=7)  # (count, window, features)
+    served, served_old = serve_many(
+        [Job(new_path, "forecast", {"features": windows}), Job(old_path, "forecast", {"features": windows})]
+    )
+    # NumPy reference: the model's standardized output * std + mean of the training period's °F.
+    train = forecast.read_series(config).values[data.periods["train"], 0]
+    standardized = model.predict(windows, verbose=0)  # (count, window, 1)
+    expected = standardized.astype("float64") * train.std() + train.mean()
+    np.testing.assert_allclose(served[0]["next_value"], expected, rtol=1e-6, atol=1e-4)
+    assert abs(np.mean(served[0]["next_value"]) - np.mean(train)) < 3 * np.std(train)  # temperatures, not z
+    # The Keras side, from the saved file alone, agrees; so does the recipe's own evaluation.
+    reloaded = keras.saving.load_model(tmp_path / "temps.keras")
+    np.testing.assert_allclose(forecast.to_units(reloaded, reloaded.predict(windows, verbose=0)), expected, atol=1e-4)
+    start = max(data.lag + data.window, data.season)  # the first scored target, as `evaluate` picks it
+    last_steps = forecast.model_forecast(reloaded, data, "test", start)
+    all_windows = series_data.sliding_windows(data.inputs["test"], data.window, 1)[start - data.lag - data.window : -1]
+    reference = model.predict(all_windows, verbose=0)[:, -1, 0] * train.std() + train.mean()
+    np.testing.assert_allclose(last_steps, reference, atol=1e-4)
+    # The old file still loads and exports: standardized, as before, and it says so.
+    np.testing.assert_allclose(served_old[0]["next_value"], standardized, atol=1e-5)
+    older = keras.saving.load_model(tmp_path / "old.keras")
+    with pytest.raises(ValueError, match="holds no SeriesScale"):
+        forecast.to_units(older, standardized)
+    np.testing.assert_allclose(forecast.to_units(older, standardized, data.scaler), expected, atol=1e-4)
 
 
 # --- the command ----------------------------------------------------------------------
@@ -171,6 +233,8 @@ def test_main_runs_saves_and_reports(tmp_path, capsys):
         assert label in printed
     row = next(line for line in printed.splitlines() if line.startswith("naive"))
     assert float(row.split()[-2]) == pytest.approx(result.scores["test"]["naive"]["rmse"], abs=1e-3)
+    mean, std = result.data.scaler.mean[0], result.data.scaler.std[0]
+    assert f"Scaler (training period): mean {mean:.4f} °F, std {std:.4f} °F" in printed
     reloaded = keras.saving.load_model(out)
     windows, _ = forecast.training_windows(result.data, "test", stride=50)
     np.testing.assert_allclose(

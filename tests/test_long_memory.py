@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recipes import long_memory
+from recipes.parts import long_memory_report
 
 
 def test_distractor_label_is_the_first_token_and_nothing_after_it(rng):
@@ -79,7 +80,7 @@ def test_several_seeds_show_the_median_and_how_many_runs_solved():
     records = [run("simple_rnn lecture", s, a) for s, a in enumerate([0.55, 1.0, 1.0, 0.507, 0.506])]
     records += [run("lstm fb3 keras", s, 1.0) for s in range(5)]
     records.append(run("simple_rnn lecture", 0, 0.50))  # a rerun of seed 0 replaces the first
-    table = long_memory.format_table(records)
+    table = long_memory_report.format_table(records, long_memory.TASKS, long_memory.SOLVED_BAR)
     row = next(line for line in table.splitlines() if line.startswith("simple_rnn lecture"))
     assert row.split()[-2:] == ["50.7%", "2/5"]  # median of 0.50, 1.0, 1.0, 0.507, 0.506
     assert next(line for line in table.splitlines() if line.startswith("lstm fb3")).split()[-2:] == ["100.0%", "5/5"]

@@ -52,6 +52,8 @@ def test_overfitting_begins_at_the_best_validation_epoch_when_training_goes_on_i
     assert runs.overfitting_epoch(losses, val_losses) == expected
 
 
+# slow: several processes and a kill, 35-75 s on two cores; .ci/run runs the slow tests after the default run.
+@pytest.mark.slow
 def test_a_killed_run_resumes_at_its_next_epoch(tmp_path):
     # Enough strings that an epoch takes about a second: time to kill it between epochs.
     command = [

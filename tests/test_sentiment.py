@@ -1,6 +1,6 @@
-"""The sentiment recipe: the shipped snippets, the split, masking, learning, CSV and TFDS sources, the command."""
+"""The sentiment recipe: its split, masking, learning, CSV and TFDS sources and the command
+(the readers themselves: test_labelled_text.py)."""
 
-import bz2
 import contextlib
 import csv
 import io
@@ -11,12 +11,12 @@ import pytest
 import tensorflow_datasets as tfds
 
 import keras_rnn_lab
-from keras_rnn_lab.data import text_data
+from keras_rnn_lab.data import labelled_text
 from recipes import sentiment
 
 
 def tiny_config(**overrides):
-    return sentiment.config_for("tiny", **overrides)
+    return sentiment.RECIPE.config("tiny", **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -38,24 +38,10 @@ def write_csv(path, header, rows):
 
 
 # --- data ----------------------------------------------------------------------
-def test_shipped_snippets_are_the_reviews_with_fresh_positive_and_no_plot_rows():
-    texts, labels = sentiment.load_rotten_tomatoes()
-    # Reference: the shipped file read directly, row by row.
-    with (text_data.CORPORA / sentiment.SHIPPED_FILE).open("rb") as raw:
-        rows = list(csv.DictReader(io.TextIOWrapper(bz2.open(raw), encoding="utf-8", newline="")))
-    reviews = [row for row in rows if row["category"] != "plot"]
-    plots = {row["text"] for row in rows if row["category"] == "plot"}
-    assert len(rows) == 13_905 and len(texts) == len(reviews) == 12_808
-    assert list(texts) == [row["text"] for row in reviews]
-    np.testing.assert_array_equal(labels, [1 if row["category"] == "fresh" else 0 for row in reviews])
-    assert np.bincount(labels).tolist() == [5_405, 7_403]  # rotten, fresh
-    assert plots and not plots & set(texts)
-
-
 def test_split_is_deterministic_disjoint_stratified_and_keeps_duplicates_together():
-    data = sentiment.load_data(sentiment.config_for("default"))
-    again = sentiment.load_data(sentiment.config_for("default"))
-    other_seed = sentiment.load_data(sentiment.config_for("default", seed=1))
+    data = sentiment.load_data(sentiment.RECIPE.config("default"))
+    again = sentiment.load_data(sentiment.RECIPE.config("default"))
+    other_seed = sentiment.load_data(sentiment.RECIPE.config("default", seed=1))
     splits = [data.train, data.validation, data.test]
     total = sum(len(split) for split in splits)
     assert total == 12_808
@@ -72,17 +58,6 @@ def test_split_is_deterministic_disjoint_stratified_and_keeps_duplicates_togethe
     assert not set(data.train.texts) & set(data.validation.texts)
     assert not set(data.train.texts) & set(data.test.texts)
     assert not set(data.validation.texts) & set(data.test.texts)
-
-
-def test_split_indices_cut_each_class_at_the_fractions():
-    labels = np.array([0] * 100 + [1] * 50)
-    parts = sentiment.split_indices(labels, (0.8, 0.1, 0.1), seed=3)
-    assert [np.bincount(labels[part], minlength=2).tolist() for part in parts] == [[80, 40], [10, 5], [10, 5]]
-    assert sorted(np.concatenate(parts).tolist()) == list(range(150))  # disjoint and complete
-    for part, same in zip(parts, sentiment.split_indices(labels, (0.8, 0.1, 0.1), seed=3)):
-        np.testing.assert_array_equal(part, same)
-    with pytest.raises(ValueError, match="`fractions`"):
-        sentiment.split_indices(labels, (0.8, 0.3), seed=0)
 
 
 # --- the models ------------------------------------------------------------------
@@ -164,6 +139,7 @@ def test_csv_with_two_named_labels_maps_them_in_sorted_order(tmp_path, capsys):
     data = sentiment.load_data(config)
     assert "'neg' -> 0, 'pos' -> 1" in capsys.readouterr().out
     assert data.class_names == ("neg", "pos")
+    assert data.vocabulary == sentiment.make_vocabulary(config, data.train.texts)  # adapted on training texts only
     splits = [data.train, data.validation, data.test]
     assert [len(split) for split in splits] == [48, 6, 6]
     for split in splits:  # every text keeps its own label
@@ -187,23 +163,16 @@ def test_command_trains_on_a_csv_of_your_own(tmp_path, rng):
     assert min(accuracies) >= 0.9, accuracies
 
 
-def test_csv_with_0_1_labels(tmp_path, capsys):
-    path = write_csv(tmp_path / "ids.csv", ["text", "label"], [(f"text {i}", i % 2) for i in range(30)])
-    texts, labels, class_names = sentiment.read_labelled_csv(path, "text", "label")
-    assert labels.tolist() == [i % 2 for i in range(30)] and class_names == ("0", "1")
-    assert capsys.readouterr().out == ""  # nothing to explain: 0 is 0 and 1 is 1
-
-
 def test_csv_errors_name_the_argument_and_the_values(tmp_path):
     path = write_csv(tmp_path / "three.csv", ["text", "label"], [("a", "pos"), ("b", "neg"), ("c", "maybe")])
     with pytest.raises(ValueError, match=r"`label_column`.*'label'.*3 distinct values \['maybe', 'neg', 'pos'\]"):
-        sentiment.read_labelled_csv(path, "text", "label")
+        labelled_text.read_labelled_csv(path, "text", "label")
     with pytest.raises(ValueError, match=r"`text_column`: no column 'review'.*columns are \['text', 'label'\]"):
         sentiment.load_data(tiny_config(csv_path=path, text_column="review"))
     with pytest.raises(ValueError, match=r"`label_column`: no column 'stars'"):
-        sentiment.read_labelled_csv(path, "text", "stars")
+        labelled_text.read_labelled_csv(path, "text", "stars")
     with pytest.raises(ValueError, match=r"`label_column`.*\['maybe'\] besides the expected labels \['neg', 'pos'\]"):
-        sentiment.read_labelled_csv(path, "text", "label", label_values={"neg": 0, "pos": 1})
+        labelled_text.read_labelled_csv(path, "text", "label", label_values={"neg": 0, "pos": 1})
     with pytest.raises(ValueError, match="`csv_path`: no such file"):
         sentiment.load_data(tiny_config(csv_path=str(tmp_path / "missing.csv")))
 
@@ -217,7 +186,7 @@ def test_config_and_command_line_errors():
         tiny_config(csv_path="a.csv", tfds_name="imdb_reviews")
     with pytest.raises(ValueError, match="`split_fractions`"):
         tiny_config(split_fractions=(0.5, 0.5, 0.5))
-    for argv in (["--text-column", "review"], ["--csv", "a.csv", "--tfds", "imdb_reviews"], ["--out", "model.h5"]):
+    for argv in (["--text-column", "review"], ["--csv", "a.csv", "--tfds", "imdb_reviews"], ["--data-dir", "d"]):
         with pytest.raises(SystemExit):
             sentiment.main(["--preset", "tiny", *argv])
 

@@ -137,3 +137,17 @@ def test_calendar_features():
     np.testing.assert_array_equal(series_data.day_of_year(times), [0, 0, 365, 0])  # 2012 is a leap year
     features = series_data.cyclic_features([0, 6, 12, 24], 24)
     np.testing.assert_allclose(features, [[0, 1], [1, 0], [0, -1], [0, 1]], atol=1e-12)
+
+
+def test_split_and_scale_fits_on_the_training_period_and_refuses_short_periods():
+    times = np.arange(100).astype("datetime64[h]")
+    values = np.arange(100.0)[:, np.newaxis] ** 2
+    periods, scaler = series_data.split_and_scale(times, values, 0.6, 0.2, min_rows=20)
+    assert periods == series_data.chronological_split(100, 0.6, 0.2)
+    np.testing.assert_allclose(scaler.mean, values[:60].mean(axis=0))
+    np.testing.assert_allclose(scaler.std, values[:60].std(axis=0))
+    message = lambda period, length, span: f"{period} has {length} ({span})"  # noqa: E731
+    with pytest.raises(ValueError, match=r"^validation has 20 \(1970-01-03T12 \.\. 1970-01-04T07\)$"):
+        series_data.split_and_scale(times, values, 0.6, 0.2, min_rows=21, too_short=message)
+    with pytest.raises(ValueError, match="The validation period .* has 20 rows; expected at least 21"):
+        series_data.split_and_scale(times, values, 0.6, 0.2, min_rows=21)

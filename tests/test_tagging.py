@@ -116,6 +116,19 @@ def test_bidirectional_model_wraps_the_chosen_layer(builtin):
     assert model.predict(np.zeros((2, 9, len(tagging.FEATURES)), "float32"), verbose=0).shape == (2, 9, 5)
 
 
+def test_the_recipe_trains_on_overlapping_windows_and_stops_on_validation_accuracy():
+    config = tiny_config()
+    data = tagging.load_data(config)
+    arguments = tagging.fit_arguments(config, None, data)
+    np.testing.assert_array_equal(arguments["y"], tagging.training_windows(data, "train", 10, 2)[1])
+    validation_inputs, validation_labels = arguments["validation_data"]
+    days = data.periods["validation"]
+    assert validation_labels.size == (days.stop - days.start) // 10 * 10  # each validation day at most once
+    assert tagging.RECIPE.count_examples(data) == data.periods["train"].stop  # the training days
+    early = [c for c in tagging.RECIPE.callbacks(config) if isinstance(c, keras.callbacks.EarlyStopping)]
+    assert len(early) == 1 and early[0].monitor == "val_accuracy" and early[0].patience == config.patience
+
+
 def test_tiny_preset_learns(tiny_result):
     losses = tiny_result.history["loss"]
     assert losses[-1] < 0.75 * losses[0], losses
@@ -160,7 +173,6 @@ def test_main_runs_bidirectional_saves_and_prints_f1(tmp_path, capsys):
     [
         (["--window", "200"], "Argument `window` (200) is longer than the validation period: 81 days"),
         (["--window", "0"], "`window` must be a positive int; received 0"),
-        (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     ],
 )
 def test_bad_arguments_stop_the_command_with_a_clear_error(argv, message, capsys):

@@ -117,6 +117,8 @@ def _completed(project):
     return trials
 
 
+# slow: several processes and a kill, 35-75 s on two cores; .ci/run runs the slow tests after the default run.
+@pytest.mark.slow
 def test_a_killed_search_resumes_and_keeps_its_finished_trials(tmp_path):
     args = [*TINY_SEARCH, "--max-trials", "3", "--directory", str(tmp_path)]
     process = _search_process(args)
@@ -143,6 +145,8 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+# slow: several processes and a kill, 35-75 s on two cores; .ci/run runs the slow tests after the default run.
+@pytest.mark.slow
 def test_a_chief_and_two_workers_share_the_trials(tmp_path):
     args = [*TINY_SEARCH, "--max-trials", "4", "--directory", str(tmp_path)]
     address = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
@@ -163,3 +167,11 @@ def test_a_worker_without_tensorboard_says_so_before_taking_a_trial(monkeypatch)
     monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams.api", None)  # import now fails
     with pytest.raises(SystemExit, match="cannot run trials: .*tensorboard.*pip install"):
         search.preflight(hypermodels.get("parity", preset="tiny"))
+
+
+def test_a_search_refuses_a_preset_without_validation_data():
+    hypermodel = hypermodels.get("char_lm", preset="hello", capacity_action="ignore", epochs=1)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    with pytest.raises(ValueError, match="A search needs validation data"):
+        hypermodel.fit(hp, model)
