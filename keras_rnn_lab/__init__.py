@@ -8,14 +8,17 @@ Models built or saved with keras.layers:
     load_model(path) (.keras or Keras 2 .h5), swap_builtin_layers(model), drop_in_objects()
 
 The parts (each a subpackage; imports run downwards only, and nothing here
-imports `recipes` or `tuning`):
+imports `recipes` or `tuning` but the command line, by name, when a command
+uses one):
     cells/        the lecture's cells, one step each
     layers/       the fast layers, their hand-written BPTT (layers/bptt/), the loop choice
-    data/         offline corpora, series and the shapes world
-    decoding/     greedy and beam search, character sampling
+    data/         offline data: corpora, labelled text, series, moving digits, the shapes
+                  world, captions, sentence pairs; TFDS only when prepared
+    decoding/     greedy and beam search, stepping a trained decoder, character sampling
     training/     the recipe contract, Config base, command line, callbacks, optimizers, runs
     serving/      SavedModel export
-    diagnostics/  gradient probe, capacity, BLEU
+    diagnostics/  gradient probe, capacity, BLEU, forecast baselines
+    benchmark/    the speed benchmark command
 """
 
 from keras_rnn_lab.cells.gru_cell import GRUCell, convert_gru_update_convention

@@ -69,3 +69,20 @@ def check_feature_size(layer_name, inputs, kernel):
             f"{layer_name} was built for inputs with {expected} features, but "
             f"received inputs with {received} features (shape {tuple(inputs.shape)})."
         )
+
+
+def check_split_fractions(validation_fraction, test_fraction):
+    """Errors naming the argument unless both shares are in (0, 1) and leave
+    images for training (the validation and test shares of a split by image)."""
+    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                f"Argument `{name}` must be a float in (0, 1); received {value!r} of type {type(value).__name__}."
+            )
+        if not 0 < value < 1:
+            raise ValueError(f"Argument `{name}` must be a float in (0, 1); received {value!r}.")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError(
+            "Arguments `validation_fraction` + `test_fraction` must leave images for training (sum < 1); "
+            f"received {validation_fraction} + {test_fraction}."
+        )

@@ -26,7 +26,6 @@ import sys
 import keras
 
 from keras_rnn_lab import training
-from keras_rnn_lab.training import recipe as recipe_contract
 from keras_rnn_lab.training import runs
 
 
@@ -117,7 +116,7 @@ def train_distributed(recipe_name, argv):
     )
     args = parser.parse_args(argv)
     with training.usage_errors(parser):
-        recipe = recipe_contract.find(recipe_name)
+        recipe = importlib.import_module("recipes").find(recipe_name)
         config = recipe.config(args.preset, dict(args.settings or []), epochs=args.epochs)
         strategy = distributed.make_strategy(args.strategy)
     data = recipe.load_data(config)
@@ -153,7 +152,7 @@ def evaluate(recipe_name, argv):
     with training.usage_errors(parser):
         if not os.path.isfile(args.model):
             raise ValueError(f"Argument --model: no such file {args.model!r}.")
-        recipe = recipe_contract.find(recipe_name)
+        recipe = importlib.import_module("recipes").find(recipe_name)
         config = recipe.config(args.preset, dict(args.settings or []))
     model = keras.saving.load_model(args.model)
     validation = recipe.fit_arguments(config, model, recipe.load_data(config))["validation_data"]

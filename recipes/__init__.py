@@ -3,8 +3,11 @@
 `CATALOGUE` lists them (name -> topology, what it shows) without importing
 any; `TRAINABLE` names those that define a `RECIPE`
 (`keras_rnn_lab.training.recipe.Recipe`: one model trained by `model.fit`,
-which tuning, `evaluate` and distributed training reuse).
+which tuning, `evaluate` and distributed training reuse); `find(name)` imports
+that one recipe and returns its RECIPE.
 """
+
+import importlib
 
 CATALOGUE = {
     "char_lm": ("many-to-many", "character language model and text generation (Shakespeare's sonnets)"),
@@ -20,3 +23,14 @@ CATALOGUE = {
     "exploding_gradients": ("many-to-one", "divergence without clipping, training with it"),
 }
 TRAINABLE = ("captioning", "char_lm", "forecast", "parity", "sentiment", "tagging", "translation", "video_frames")
+
+
+def find(name):
+    """The `Recipe` of `recipes.NAME`, imported now (only the recipe asked for
+    loads); a ValueError naming `recipe` when there is no such recipe or it
+    trains no single model."""
+    if name not in CATALOGUE:
+        raise ValueError(f"Argument `recipe` must be one of {sorted(CATALOGUE)}; received {name!r}.")
+    if name not in TRAINABLE:
+        raise ValueError(f"Argument `recipe`: {name!r} trains no single model; choose from {sorted(TRAINABLE)}.")
+    return importlib.import_module(f"{__name__}.{name}").RECIPE

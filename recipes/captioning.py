@@ -61,6 +61,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     add_common_arguments,
     check_positive_int,
     check_rate,
+    check_split_fractions,  # noqa: E402
     common_overrides,
     config_from_preset,
     make_optimizer,
@@ -148,13 +149,7 @@ class Config(TrainingConfig):
         check_rate("word_dropout", self.word_dropout)
         _check_number("length_penalty", self.length_penalty, "[0, inf)", lambda x: x >= 0)
         _check_number("two_object_fraction", self.two_object_fraction, "[0, 1]", lambda x: 0 <= x <= 1)
-        for name in ("validation_fraction", "test_fraction"):
-            _check_number(name, getattr(self, name), "(0, 1)", lambda x: 0 < x < 1)
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError(
-                "Arguments `validation_fraction` + `test_fraction` must leave images for training (sum < 1); "
-                f"received {self.validation_fraction} + {self.test_fraction}."
-            )
+        check_split_fractions(self.validation_fraction, self.test_fraction)
         shapes_world.check_pairs("held_out_pairs", self.held_out_pairs)
         self.held_out_pairs = tuple(tuple(pair) for pair in self.held_out_pairs)
         captions.check_sources(self.images_dir, self.captions_file, self.tfds_name)

@@ -31,7 +31,8 @@ solve the task: the default waits the whole 15).
 What to expect (distractor, L = 100, seeds 0-4): the LSTM with forget bias 3 and the
 SimpleRNN under Keras's defaults solve it in their first epoch (5/5); under the
 lecture's initialisation the typical run stays at chance.  The README's
-"Long-range memory" section gives the measured grid and why.
+"BPTT made visible" section gives the measured grid, "Recipe measurements"
+why.
 """
 
 import argparse

@@ -211,11 +211,8 @@ def _recurrent_classifier(config, vocabulary_size):
             config.units,
             builtin=config.builtin,
             return_sequences=not last,  # (batch, time, units) into the next layer; the last gives (batch, units)
-            dropout=config.dropout,
-            recurrent_dropout=config.recurrent_dropout,
-            seed=config.seed + i,
             name=f"{config.cell}_{i + 1}",
-            **regularization.weight_penalties(config),
+            **{**regularization.layer_regularisation(config), "seed": config.seed + i},  # own masks per layer
         )
         if config.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{config.cell}_{i + 1}")

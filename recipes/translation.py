@@ -48,6 +48,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_rnn_lab.data import sentence_pairs  # noqa: E402
 from keras_rnn_lab.data.sentence_pairs import END, START, graph_tokens, padded, tokenize  # noqa: E402
+from keras_rnn_lab.decoding import tokens_to_text  # noqa: E402
 from keras_rnn_lab.diagnostics.bleu import corpus_bleu  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
@@ -343,10 +344,7 @@ def serving_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
     def translate_with(width):
         def translate(text):
             tokens, lengths = translator.search(graph_tokens(text), width, max_length)  # (batch, max_length)
-            positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
-            keep = (positions < lengths[:, tf.newaxis]) & (tokens != translator.end)
-            words = tf.ragged.boolean_mask(tf.gather(vocabulary, tokens), keep)
-            return {"translation": tf.strings.reduce_join(words, axis=-1, separator=" ")}
+            return {"translation": tokens_to_text(tokens, lengths, vocabulary, skip=(translator.end,))}
 
         return export.Endpoint(translate, [tf.TensorSpec((None,), tf.string, name="text")])
 

@@ -50,6 +50,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     RECURRENT_LAYERS,
     add_common_arguments,
     check_positive_int,
+    comma_list,
     common_overrides,
     config_from_preset,
     initialisation,
@@ -254,10 +255,15 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, PRESETS)
-    parser.add_argument("--cells", help="comma-separated cells (default simple_rnn,lstm,gru)")
+    parser.add_argument(
+        "--cells", type=comma_list(choices=tuple(RECURRENT_LAYERS)), help="comma-separated cells (default all three)"
+    )
     parser.add_argument("--init", choices=INITIALISATIONS, help="lecture (N(0, 0.1), the default) or keras")
     parser.add_argument(
-        "--forget-biases", dest="forget_biases", help="comma-separated LSTM forget-gate biases to sweep"
+        "--forget-biases",
+        dest="forget_biases",
+        type=comma_list(float, example="1,3"),
+        help="comma-separated LSTM forget-gate biases to sweep",
     )
     parser.add_argument("--steps", type=int, help="sequence length (default 128)")
     parser.add_argument("--heatmap", default="vanishing_heatmap.png", help="PNG: |dL/dh| per step and unit")
@@ -274,16 +280,15 @@ def main(argv=None):
     overrides = {
         k: v for k, v in common_overrides(args).items() if k in ("units", "batch_size", "seed", "builtin", "settings")
     }
-    cells = args.cells.split(",") if args.cells else ([args.cell] if args.cell else None)
+    cells = args.cells or ([args.cell] if args.cell else None)
     with usage_errors(parser):
-        biases = None if args.forget_biases is None else tuple(float(b) for b in args.forget_biases.split(","))
         config = config_from_preset(
             Config,
             PRESETS,
             args.preset,
             cells=cells,
             init=args.init,
-            forget_biases=biases,
+            forget_biases=args.forget_biases,
             steps=args.steps,
             **overrides,
         )

@@ -42,6 +42,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     TrainingConfig,
     add_common_arguments,
     check_positive_int,
+    check_split_fractions,
     common_overrides,
     compile_for_classes,
     config_from_preset,
@@ -87,7 +88,7 @@ class Config(TrainingConfig):
         for name in ("frame_features", "train_clips", "validation_clips", "test_clips"):
             check_positive_int(name, getattr(self, name))
         moving_digits.check_clip_shape(self.canvas_size, self.frames, self.digits_per_clip, self.max_speed)
-        moving_digits.check_fractions(self.validation_fraction, self.test_fraction)
+        check_split_fractions(self.validation_fraction, self.test_fraction)
         if not (isinstance(self.filters, (tuple, list)) and len(self.filters) == 2):
             raise TypeError(f"Argument `filters` must be a pair of positive ints; received {self.filters!r}.")
         self.filters = tuple(check_positive_int("filters", f) for f in self.filters)

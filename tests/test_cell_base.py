@@ -1,4 +1,4 @@
-"""What the cells share (keras_rnn_lab/cell_base.py): contract, weights, config, saving, learning."""
+"""What the cells share (keras_rnn_lab/cells/cell_base.py): contract, weights, config, saving, learning."""
 
 import json
 import subprocess

@@ -124,6 +124,26 @@ def test_beam_finds_what_greedy_misses():
     assert scores.numpy()[0] == pytest.approx(np.log(0.4) + np.log(0.99), abs=1e-5)
 
 
+def test_decode_is_greedy_at_width_one_and_the_best_beam_above():
+    step = table_step(TRAP)
+    greedy = decoding.greedy_decode(step, zeros_state(1), START, END, 5)
+    beam = decoding.beam_search(step, zeros_state(1), START, END, 5, beam_width=2)
+    for (tokens, lengths), (want_tokens, want_lengths) in (
+        (decoding.decode(step, zeros_state(1), START, END, 5), greedy),
+        (decoding.decode(step, zeros_state(1), START, END, 5, beam_width=2), beam[:2]),
+    ):
+        np.testing.assert_array_equal(tokens, want_tokens)
+        np.testing.assert_array_equal(lengths, want_lengths)
+
+
+def test_tokens_to_text_joins_the_words_up_to_each_length_without_the_skipped_tokens():
+    words = tf.constant(["<pad>", "<start>", "<end>", "red", "square"])
+    tokens = tf.constant([[3, 4, 2, 0], [4, 0, 0, 0], [3, 3, 3, 3]], "int32")
+    lengths = tf.constant([3, 1, 2], "int32")
+    text = decoding.tokens_to_text(tokens, lengths, words, skip=(END, 0)).numpy()
+    assert [t.decode() for t in text] == ["red square", "square", "red red"]
+
+
 def brute_force(table, buckets, initial, max_length, length_penalty=0.0):
     """The best sequence over every sequence of at most max_length tokens (ending at END or max_length)."""
     best = (-np.inf, None)

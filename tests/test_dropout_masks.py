@@ -1,6 +1,6 @@
 """Dropout in our cells: masks drawn once per batch, the same at every step.
 
-keras_rnn_lab/dropout_masks.py is shared by the three cells, so every test runs
+keras_rnn_lab/cells/dropout_masks.py is shared by the three cells, so every test runs
 for every kind of cell unless it needs the linear SimpleRNN to read masks off
 the outputs.
 """

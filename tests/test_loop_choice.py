@@ -1,4 +1,4 @@
-"""Which loop a fast layer runs (keras_rnn_lab/loop_choice.py), on simulated devices.
+"""Which loop a fast layer runs (keras_rnn_lab/layers/loop_choice.py), on simulated devices.
 
 The decision is tested on a CPU machine with made-up device lists; the cuDNN
 route itself is Keras's own code, so on a CPU it is checked by forcing it:

@@ -4,8 +4,9 @@ per-recipe copies of the same tests), and the one direction of imports.
 - A bad common flag on a recipe's command line exits 2 and names the option.
 - A bad Config value (any of TrainingConfig's fields) is a ValueError or
   TypeError naming the field; an unknown `--set` key names the key.
-- `--out` saves the trained model: a fresh interpreter that loads the file
-  predicts what the trained model predicted.
+- `keras-rnn-lab train NAME --out M.keras` trains (recorded in the default
+  run directory) and saves the trained model: a fresh interpreter that loads
+  the file predicts what the trained model predicted.
 - The export round trip (served in a TensorFlow-only process) is
   tests/test_recipe_exports.py, one case per recipe.
 - `import keras_rnn_lab` (and every library module) loads neither `recipes`,
@@ -37,30 +38,30 @@ def module(name):
 
 
 # --- the command line --------------------------------------------------------------
-# (argv, the text stderr must name): the common flags every recipe takes.
+# (argv, what the error line must say): the common flags every recipe takes.
 BAD_COMMON_FLAGS = [
-    (["--units", "0"], "--units"),
-    (["--epochs", "-1"], "--epochs"),
-    (["--batch-size", "two"], "--batch-size"),
-    (["--learning-rate", "0"], "--learning-rate"),
-    (["--cell", "rnn"], "--cell"),
-    (["--preset", "huge"], "--preset"),
-    (["--clipnorm", "1", "--clipvalue", "1"], "--clipvalue"),
-    (["--out", "model.h5"], "--out"),
-    (["--set", "no-equals-sign"], "--set"),
-    (["--no-such-flag"], "--no-such-flag"),
+    (["--units", "0"], "argument --units: expected a positive int; received '0'"),
+    (["--epochs", "-1"], "argument --epochs: expected a positive int; received '-1'"),
+    (["--batch-size", "two"], "argument --batch-size: expected a positive int; received 'two'"),
+    (["--learning-rate", "0"], "argument --learning-rate: expected a positive number; received '0'"),
+    (["--cell", "rnn"], "argument --cell: invalid choice: 'rnn'"),
+    (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
+    (["--clipnorm", "1", "--clipvalue", "1"], "argument --clipvalue: not allowed with argument --clipnorm"),
+    (["--out", "model.h5"], "argument --out: expected a path ending in .keras; received 'model.h5'"),
+    (["--set", "no-equals-sign"], "argument --set: expected KEY=VALUE"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ]
 
 
-@pytest.mark.parametrize("argv, named", BAD_COMMON_FLAGS, ids=[a[0] for a, _ in BAD_COMMON_FLAGS])
+@pytest.mark.parametrize("argv, says", BAD_COMMON_FLAGS, ids=[a[0] for a, _ in BAD_COMMON_FLAGS])
 @pytest.mark.parametrize("name", ALL)
-def test_a_bad_common_flag_exits_2_naming_the_option(name, argv, named, capsys):
+def test_a_bad_common_flag_exits_2_naming_the_option(name, argv, says, capsys):
     with pytest.raises(SystemExit) as exit_info:
         module(name).main(argv)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     last = error.splitlines()[-1]  # argparse: the usage, then one "prog: error: ..." line; no trace
-    assert "error:" in last and named in last and "Traceback" not in error
+    assert f"python -m recipes.{name}: error: " in last and says in last and "Traceback" not in error
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -72,39 +73,48 @@ def test_an_unknown_set_key_is_a_usage_error_naming_it(name, capsys):
 
 
 # --- the Config ----------------------------------------------------------------
-# (field, a bad value): each of TrainingConfig's checks.
+# (field, a bad value, the exception, what its message says): each of TrainingConfig's checks.
 BAD_FIELDS = [
-    ("cell", "rnn"),
-    ("units", 0),
-    ("builtin", "yes"),
-    ("epochs", 0),
-    ("batch_size", -1),
-    ("learning_rate", 0.0),
-    ("learning_rate", "fast"),
-    ("clipnorm", -1.0),
-    ("clipvalue", float("inf")),
-    ("patience", 0),
-    ("seed", 1.5),
-    ("dropout", 1.5),
-    ("recurrent_dropout", -0.1),
-    ("kernel_l2", -1.0),
+    ("cell", "rnn", ValueError, "Argument `cell` must be one of ['gru', 'lstm', 'simple_rnn']; received 'rnn'."),
+    ("units", 0, ValueError, "Argument `units` must be a positive int; received 0."),
+    ("units", 2.5, TypeError, "Argument `units` must be a positive int; received 2.5 of type float."),
+    ("builtin", "yes", TypeError, "Argument `builtin` must be True or False; received 'yes'."),
+    ("epochs", 0, ValueError, "Argument `epochs` must be a positive int; received 0."),
+    ("batch_size", -1, ValueError, "Argument `batch_size` must be a positive int; received -1."),
+    ("learning_rate", 0.0, ValueError, "Argument `learning_rate` must be a positive float; received 0.0."),
+    ("learning_rate", "fast", TypeError, "Argument `learning_rate` must be a positive float; received 'fast' of type"),
+    ("clipnorm", -1.0, ValueError, "Argument `clipnorm` must be None or a finite float > 0; received -1.0."),
+    ("clipvalue", float("inf"), ValueError, "Argument `clipvalue` must be None or a finite float > 0; received inf."),
+    ("patience", 0, ValueError, "Argument `patience` must be a positive int; received 0."),
+    ("seed", 1.5, TypeError, "Argument `seed` must be an int; received 1.5 of type float."),
+    ("dropout", 1.5, ValueError, "Argument `dropout` must be a float in [0, 1); received 1.5."),
+    ("recurrent_dropout", -0.1, ValueError, "Argument `recurrent_dropout` must be a float in [0, 1); received -0.1."),
+    ("kernel_l2", -1.0, ValueError, "Argument `kernel_l2` must be a number >= 0; received -1.0."),
 ]
 
 
-@pytest.mark.parametrize("field, value", BAD_FIELDS, ids=[f"{f}={v!r}" for f, v in BAD_FIELDS])
+@pytest.mark.parametrize("field, value, error, says", BAD_FIELDS, ids=[f"{f}={v!r}" for f, v, _, _ in BAD_FIELDS])
 @pytest.mark.parametrize("name", TRAINING)
-def test_a_bad_config_value_names_the_field(name, field, value):
+def test_a_bad_config_value_names_the_field(name, field, value, error, says):
     recipe = module(name)
     assert issubclass(recipe.Config, TrainingConfig)
-    with pytest.raises((ValueError, TypeError), match=f"`{field}`"):
+    with pytest.raises(error) as raised:
         config_from_preset(recipe.Config, recipe.PRESETS, "tiny", settings={field: value})
+    assert says in str(raised.value)
 
 
 @pytest.mark.parametrize("name", TRAINING)
 def test_both_clipping_thresholds_at_once_are_refused(name):
     recipe = module(name)
-    with pytest.raises(ValueError, match="clipnorm.*clipvalue"):
-        config_from_preset(recipe.Config, recipe.PRESETS, "tiny", clipnorm=1.0, clipvalue=1.0)
+    with pytest.raises(ValueError, match="Pass one of `clipnorm` and `clipvalue`, not both; received clipnorm=1.0"):
+        config_from_preset(recipe.Config, recipe.PRESETS, "tiny", {"clipnorm": 1.0, "clipvalue": 1.0})
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_numbers_are_stored_as_the_floats_they_mean(name):
+    recipe = module(name)
+    config = config_from_preset(recipe.Config, recipe.PRESETS, "tiny", {"clipnorm": 1, "learning_rate": 1})
+    assert (type(config.clipnorm), type(config.learning_rate)) == (float, float)  # as config.json records them
 
 
 @pytest.mark.parametrize("name", sorted(recipes.TRAINABLE))
@@ -149,8 +159,9 @@ def test_out_saves_the_trained_model_and_a_fresh_process_predicts_the_same(name,
 
     monkeypatch.setattr(keras.Model, "save", spy)
     path = str(tmp_path / f"{name}.keras")
-    cli.main(["train", name, "--preset", "tiny", "--epochs", "1", "--no-run-dir", "--out", path])
+    cli.main(["train", name, "--preset", "tiny", "--epochs", "1", "--out", path])  # recorded in runs/NAME
     model = saved[path]
+    assert list((tmp_path / "runs" / name).glob("*/metrics.csv")), "the run directory recorded no fit"
     recipe = module(name).RECIPE
     x = _first_inputs(recipe, recipe.config("tiny", epochs=1), model)
     expected = keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))

@@ -1,4 +1,4 @@
-"""Models saved by others load into our layers (keras_rnn_lab/swap.py).
+"""Models saved by others load into our layers (keras_rnn_lab/layers/swap.py).
 
 Three kinds of file a user brings: a Keras 3 `.keras` model built with
 keras.layers, a weights file saved from one, and a legacy Keras 2 (tf-keras)

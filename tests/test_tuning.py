@@ -175,3 +175,9 @@ def test_a_search_refuses_a_preset_without_validation_data():
     model = hypermodel.build(hp)
     with pytest.raises(ValueError, match="A search needs validation data"):
         hypermodel.fit(hp, model)
+
+
+def test_every_trainable_recipe_has_a_search_space():
+    import recipes
+
+    assert sorted(hypermodels.SEARCH_SPACES) == sorted(recipes.TRAINABLE)

@@ -20,8 +20,8 @@ import dataclasses
 import keras
 import keras_tuner
 
+import recipes
 from keras_rnn_lab.diagnostics import capacity
-from keras_rnn_lab.training import recipe as recipe_contract
 from tuning import space
 
 
@@ -35,7 +35,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 f"Argument `capacity_action` must be one of {capacity.ACTIONS}; received {capacity_action!r}."
             )
-        self.recipe = recipe_contract.find(recipe_name)
+        self.recipe = recipes.find(recipe_name)
         self.base_config = self.recipe.config(preset, **overrides)
         self._search_space = search_space
         self.capacity_action = capacity_action
@@ -101,14 +101,16 @@ ALL_CELLS = ("lstm", "gru", "simple_rnn")
 GATED_CELLS = ("lstm", "gru")
 
 
-def _common(hp, c, sizes, cells, batch_sizes, low=1e-4, high=3e-2, **size_options):
-    """Learning rate first, then size, L1/L2, dropout and batch size: every
-    recipe's space starts with these (tuning.space)."""
+def _common(hp, c, sizes, cells, batch_sizes, low=1e-4, high=3e-2, extra=None, **size_options):
+    """Learning rate first, then size, L1/L2, dropout, the recipe's own `extra`
+    (hp, c) -> fields, and batch size: every recipe's space in this order
+    (tuning.space), so a seeded search proposes the same trials run after run."""
     return {
         **space.learning_rate(hp, c.learning_rate, low=low, high=high),
         **space.recurrent_size(hp, sizes, c.units, cells=cells, default_cell=c.cell, **size_options),
         **space.penalties(hp),
         **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+        **(extra(hp, c) if extra else {}),
         **space.batch_size(hp, batch_sizes, c.batch_size),
     }
 
@@ -118,17 +120,28 @@ def parity_space(hp, c):
 
 
 def sentiment_space(hp, c):
-    return {
-        **_common(hp, c, (16, 32, 64, 128), GATED_CELLS, (32, 64, 128), 1e-4, 1e-2, layers=2, default_layers=c.layers),
-        "embedding_dropout": hp.Float("embedding_dropout", 0.0, 0.6, step=0.1, default=c.embedding_dropout),
-    }
+    def embedding_dropout(hp, c):
+        return {"embedding_dropout": hp.Float("embedding_dropout", 0.0, 0.6, step=0.1, default=c.embedding_dropout)}
+
+    return _common(
+        hp,
+        c,
+        (16, 32, 64, 128),
+        GATED_CELLS,
+        (32, 64, 128),
+        1e-4,
+        1e-2,
+        embedding_dropout,
+        layers=2,
+        default_layers=c.layers,
+    )
 
 
 def char_lm_space(hp, c):
-    return {
-        **_common(hp, c, (64, 128, 256, 512), GATED_CELLS, (32, 64, 128), 3e-4, 1e-2),
-        "output_dropout": hp.Float("output_dropout", 0.0, 0.5, step=0.1, default=c.output_dropout),
-    }
+    def output_dropout(hp, c):
+        return {"output_dropout": hp.Float("output_dropout", 0.0, 0.5, step=0.1, default=c.output_dropout)}
+
+    return _common(hp, c, (64, 128, 256, 512), GATED_CELLS, (32, 64, 128), 3e-4, 1e-2, output_dropout)
 
 
 def forecast_space(hp, c):
@@ -136,9 +149,14 @@ def forecast_space(hp, c):
 
 
 def tagging_space(hp, c):
+    # The direction right after the size, as always, so a seed proposes the trials it always did.
     return {
-        **_common(hp, c, (8, 16, 32, 64), ALL_CELLS, (16, 32, 64)),
+        **space.learning_rate(hp, c.learning_rate),
+        **space.recurrent_size(hp, (8, 16, 32, 64), c.units, cells=ALL_CELLS, default_cell=c.cell),
         "bidirectional": hp.Boolean("bidirectional", default=c.bidirectional),
+        **space.penalties(hp),
+        **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+        **space.batch_size(hp, (16, 32, 64), c.batch_size),
     }
 
 
@@ -147,9 +165,14 @@ def video_frames_space(hp, c):
 
 
 def translation_space(hp, c):
+    # translation searched attention right after the size, as tagging its direction.
     return {
-        **_common(hp, c, (64, 128, 256), GATED_CELLS, (64, 128, 256), 3e-4, 1e-2),
+        **space.learning_rate(hp, c.learning_rate, low=3e-4, high=1e-2),
+        **space.recurrent_size(hp, (64, 128, 256), c.units, cells=GATED_CELLS, default_cell=c.cell),
         "attention": hp.Boolean("attention", default=c.attention),
+        **space.penalties(hp),
+        **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+        **space.batch_size(hp, (64, 128, 256), c.batch_size),
     }
 
 

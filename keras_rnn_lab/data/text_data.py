@@ -11,16 +11,14 @@ here ever downloads (`download=False`, no GCS).  TFDS text corpora such as
 tiny_shakespeare hold one example per split with the whole text in "text".
 """
 
-import importlib.resources
 import os
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_rnn_lab.data import CORPORA
 from keras_rnn_lab.data.tfds_local import default_data_dir, load_prepared
-
-CORPORA = importlib.resources.files("keras_rnn_lab.data") / "corpora"
 
 
 class KerasRnnLabSonnets(tfds.core.GeneratorBasedBuilder):

@@ -65,6 +65,28 @@ def beam_search(step_fn, states, start_token, end_token, max_length, beam_width,
     )
 
 
+def decode(step_fn, states, start_token, end_token, max_length, beam_width=1, constants=None, length_penalty=0.0):
+    """(tokens, lengths) of greedy decoding (`beam_width` 1) or of beam search's
+    best beam: the one call a translator or captioner makes for either."""
+    if check_positive_int("beam_width", beam_width) == 1:
+        return greedy_decode(step_fn, states, start_token, end_token, max_length, constants=constants)
+    tokens, lengths, _ = beam_search(
+        step_fn, states, start_token, end_token, max_length, beam_width, constants, length_penalty
+    )
+    return tokens, lengths
+
+
+def tokens_to_text(tokens, lengths, words, skip=()):
+    """(batch,) strings, in the graph: `words[token]` for the first `lengths`
+    tokens of each row, the `skip` tokens (end, padding) left out, joined by
+    spaces.  tokens (batch, max_length) int32, lengths (batch,), words a string tensor."""
+    positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
+    keep = positions < lengths[:, tf.newaxis]
+    for token in skip:
+        keep &= tokens != token
+    return tf.strings.reduce_join(tf.ragged.boolean_mask(tf.gather(words, tokens), keep), axis=-1, separator=" ")
+
+
 # --- argument checks --------------------------------------------------------------
 def _check_arguments(step_fn, states, start_token, end_token, max_length):
     if not callable(step_fn):

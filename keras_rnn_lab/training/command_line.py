@@ -119,7 +119,7 @@ def comma_list(kind=str, choices=None, minimum=None, distinct=False, example=Non
 
     def parse(text):
         try:
-            values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+            values = [kind(part.strip()) for part in text.split(",")]  # an empty item is not a value
         except ValueError:
             values = []
         ok = (

@@ -56,8 +56,8 @@ class TrainingConfig(Regularisation):
             raise TypeError(
                 f"Argument `seed` must be an int; received {self.seed!r} of type {type(self.seed).__name__}."
             )
-        check_learning_rate(self.learning_rate)
-        check_clipping(self.clipnorm, self.clipvalue)
+        self.learning_rate = check_learning_rate(self.learning_rate)
+        self.clipnorm, self.clipvalue = check_clipping(self.clipnorm, self.clipvalue)  # floats, or None
         for name in ("dropout", "recurrent_dropout"):
             check_rate(name, getattr(self, name))
         check_penalties(self)

@@ -13,12 +13,11 @@ call:
 
 `recipe.fit(config, data, model)` is the training call itself: those
 arguments, `config.epochs` and the recipe's callbacks (early stopping by
-default).  The library never imports a recipe: `find(name)` imports
-`recipes.NAME` by name, only when it is used.
+default).  The library never imports a recipe: `recipes.find(name)` gives a
+recipe's contract to whoever asks for it by name.
 """
 
 import dataclasses
-import importlib
 import sys
 from collections.abc import Callable
 
@@ -55,8 +54,10 @@ class Recipe:
         its `Config`, `PRESETS`, `load_data`, `build_model` and `fit_arguments`
         by those names, the rest (`declared`) given."""
         module = sys.modules[module_name]
+        # Run as `python -m recipes.NAME` the module is __main__; its spec keeps the real name.
+        full_name = module.__spec__.name if getattr(module, "__spec__", None) else module_name
         return cls(
-            name=module_name.rpartition(".")[2],
+            name=full_name.rpartition(".")[2],
             config_class=module.Config,
             presets=module.PRESETS,
             load_data=module.load_data,
@@ -95,20 +96,3 @@ class Recipe:
         data = self.load_data(config) if data is None else data
         model = self.build_model(config, data)
         return data, model, self.fit(config, data, model, callbacks=callbacks, verbose=verbose)
-
-
-def find(name):
-    """The `Recipe` of `recipes.NAME`, imported now (a clear error when there is
-    no such recipe or it does not train)."""
-    catalogue = importlib.import_module("recipes").CATALOGUE
-    if name not in catalogue:
-        raise ValueError(f"Argument `recipe` must be one of {sorted(catalogue)}; received {name!r}.")
-    recipe = getattr(importlib.import_module(f"recipes.{name}"), "RECIPE", None)
-    if recipe is None:
-        raise ValueError(f"Argument `recipe`: {name!r} trains no single model; choose from {sorted(trainable())}.")
-    return recipe
-
-
-def trainable():
-    """The names of the recipes that define a RECIPE (listed in `recipes.TRAINABLE`)."""
-    return importlib.import_module("recipes").TRAINABLE

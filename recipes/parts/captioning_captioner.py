@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_rnn_lab._validation import check_positive_int
 from keras_rnn_lab.data.captions import END, PAD, START, Vocabulary, tokenize
-from keras_rnn_lab.decoding import beam_search, greedy_decode
+from keras_rnn_lab.decoding import decode, tokens_to_text
 from keras_rnn_lab.decoding.stepping import attention_readout, cell_step
 from keras_rnn_lab.diagnostics.bleu import corpus_bleu
 from keras_rnn_lab.serving import export
@@ -68,19 +68,7 @@ class Captioner:
         tokens, lengths = [], []
         for begin in range(0, len(images), batch_size):
             states, constants = self.encode(images[begin : begin + batch_size])
-            if beam_width == 1:
-                out, length = greedy_decode(self.step, states, START, END, max_length, constants=constants)
-            else:
-                out, length, _ = beam_search(
-                    self.step,
-                    states,
-                    START,
-                    END,
-                    max_length,
-                    beam_width,
-                    constants=constants,
-                    length_penalty=length_penalty,
-                )
+            out, length = decode(self.step, states, START, END, max_length, beam_width, constants, length_penalty)
             tokens.append(out.numpy())
             lengths.append(length.numpy())
         return np.concatenate(tokens), np.concatenate(lengths)
@@ -112,16 +100,8 @@ def serving_endpoints(model, vocabulary=None, beam_width=3, max_length=SERVED_MA
     def caption_with(width):
         def caption(image):
             states, constants = captioner.encode(image)
-            if width == 1:
-                tokens, lengths = greedy_decode(captioner.step, states, START, END, max_length, constants=constants)
-            else:
-                tokens, lengths, _ = beam_search(
-                    captioner.step, states, START, END, max_length, width, constants=constants
-                )
-            positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
-            keep = (positions < lengths[:, tf.newaxis]) & (tokens != END) & (tokens != PAD)
-            text = tf.ragged.boolean_mask(tf.gather(words, tokens), keep)
-            return {"caption": tf.strings.reduce_join(text, axis=-1, separator=" ")}
+            tokens, lengths = decode(captioner.step, states, START, END, max_length, width, constants)
+            return {"caption": tokens_to_text(tokens, lengths, words, skip=(END, PAD))}
 
         return export.Endpoint(caption, [tf.TensorSpec((None, *image.shape[1:]), image.dtype, name="image")])
 

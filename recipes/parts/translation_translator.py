@@ -75,12 +75,9 @@ class Translator:
         """(batch, time) source words, "" as padding -> (tokens, lengths) of the
         greedy (beam_width 1) or beam search; TensorFlow ops, so an export traces it."""
         states, constants = self._encode(self.source_lookup(source_words))
-        if beam_width == 1:
-            return decoding.greedy_decode(self.step, states, self.start, self.end, max_length, constants)
-        tokens, lengths, _ = decoding.beam_search(
+        return decoding.decode(
             self.step, states, self.start, self.end, max_length, beam_width, constants, length_penalty
         )
-        return tokens, lengths
 
     def translate_batch(self, sources, beam_width=1, max_length=None, length_penalty=0.0, batch_size=500):
         """Token lists -> translated token lists (without [END])."""
