@@ -86,3 +86,13 @@ def check_split_fractions(validation_fraction, test_fraction):
             "Arguments `validation_fraction` + `test_fraction` must leave images for training (sum < 1); "
             f"received {validation_fraction} + {test_fraction}."
         )
+
+
+def check_number(name, value, interval, inside):
+    """`value`, a real number for which `inside(value)` holds; else an error
+    naming `name` and the `interval` expected (e.g. "[0, 1]")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Argument `{name}` must be a number; received {value!r} of type {type(value).__name__}.")
+    if not inside(value):
+        raise ValueError(f"Argument `{name}` must be in {interval}; received {value!r}.")
+    return value

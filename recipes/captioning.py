@@ -13,32 +13,24 @@ in the lecture), and the decoder writes the caption word by word,
       h_t -> attention over the 64 map positions -> context_t         (--attention, on by default)
       [h_t, context_t] -> Dense(tanh) -> Dense(vocabulary) logits of w_t+1
 
-trained with teacher forcing (the decoder reads the true previous word) and
-cross-entropy on the words (padding carries no weight).  To caption a new
-image the trained cell is stepped by hand, with the same weights, feeding each
-chosen word back: greedy decoding or beam search (`keras_rnn_lab.decoding`).
+trained with teacher forcing; to caption an image the trained cell is stepped
+by hand, feeding each word back (greedy or beam search, `keras_rnn_lab.decoding`).
 
     python -m recipes.captioning                       # shapes world, LSTM with attention
     python -m recipes.captioning --no-attention        # the lecture's plain model: state only
     python -m recipes.captioning --no-colour-blind-cnn # RGB convolutions: watch the held-out pairs fail
     python -m recipes.captioning --cell gru --beam-width 5 --grid shapes.png
-    python -m recipes.captioning --images photos/ --captions captions.txt
-    python -m recipes.captioning --tfds coco_captions --tfds-data-dir ~/tensorflow_datasets
+    python -m recipes.captioning --images photos/ --captions captions.txt   # or --tfds coco_captions
     python -m recipes.captioning --preset tiny         # seconds, for a smoke test
 
-Data: a generated shapes world (`keras_rnn_lab.data.shapes_world`), one or two
-objects in one of four relations, "a small red circle left of a large blue
-square", one right caption per picture; red square, green triangle and blue
-circle never appear in training and fill a second test set (compositional
-generalisation).  Or your pictures with `name<TAB>caption` lines or a
-Flickr8k-style CSV, or a prepared TFDS set (`keras_rnn_lab.data.captions`),
-split by image.  A saved model holds its words: `export` serves it as it is.
+Data: a generated shapes world (`keras_rnn_lab.data.shapes_world`) whose
+held-out colour-shape pairs test compositional generalisation, or your
+pictures and captions, or a prepared TFDS set (`keras_rnn_lab.data.captions`).
+A saved model holds its words: `export` serves it as it is.
 
-What to expect (default preset: 20,000 scenes, LSTM 256 with attention, 10
-epochs, about 3 minutes on two CPU cores): new scenes 97.8% exact (BLEU-4
-0.991), scenes with held-out pairs 81.7% (0.933); with `--no-colour-blind-cnn`
-the held-out pairs drop to 13-19%.  The README's captioning section has
-the measurements and where the model still breaks.
+What to expect (default preset, about 3 minutes on two CPU cores): new scenes
+97.8% exact, scenes with held-out pairs 81.7%; with `--no-colour-blind-cnn`
+13-19%.  The README has the measurements and where the model still breaks.
 """
 
 import argparse
@@ -59,9 +51,10 @@ from keras_rnn_lab.training import (  # noqa: E402
     Recipe,
     TrainingConfig,
     add_common_arguments,
+    check_number,
     check_positive_int,
     check_rate,
-    check_split_fractions,  # noqa: E402
+    check_split_fractions,
     common_overrides,
     config_from_preset,
     make_optimizer,
@@ -147,8 +140,8 @@ class Config(TrainingConfig):
                 f"convolution halves the image); received {self.image_size}."
             )
         check_rate("word_dropout", self.word_dropout)
-        _check_number("length_penalty", self.length_penalty, "[0, inf)", lambda x: x >= 0)
-        _check_number("two_object_fraction", self.two_object_fraction, "[0, 1]", lambda x: 0 <= x <= 1)
+        check_number("length_penalty", self.length_penalty, "[0, inf)", lambda x: x >= 0)
+        check_number("two_object_fraction", self.two_object_fraction, "[0, 1]", lambda x: 0 <= x <= 1)
         check_split_fractions(self.validation_fraction, self.test_fraction)
         shapes_world.check_pairs("held_out_pairs", self.held_out_pairs)
         self.held_out_pairs = tuple(tuple(pair) for pair in self.held_out_pairs)
@@ -185,14 +178,6 @@ PRESETS = {
     ),
     "default": {},
 }
-
-
-def _check_number(name, value, interval, inside):
-    """A number for which `inside(value)` holds, else an error naming `name` and `interval`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Argument `{name}` must be a number; received {value!r} of type {type(value).__name__}.")
-    if not inside(value):
-        raise ValueError(f"Argument `{name}` must be in {interval}; received {value!r}.")
 
 
 # --- data ------------------------------------------------------------------------------

@@ -18,20 +18,16 @@ compiled loop), stepping the trained decoder's cell: the same weights.
     python -m recipes.translation --tsv fra.txt         # Tatoeba-style: source<TAB>target[<TAB>...]
     python -m recipes.translation --trans-de-en         # Debian's trans-de-en, if installed
     python -m recipes.translation --tfds ted_hrlr_translate/pt_to_en --data-dir ~/tensorflow_datasets
-    python -m recipes.translation --preset tiny         # seconds, for a smoke test
-    python -m recipes.translation --out numbers.keras
+    python -m recipes.translation --preset tiny --out numbers.keras   # seconds, a smoke test
     python -m recipes.translation translate --model numbers.keras "two hundred and eighty-one thousand"
 
-Default data: num2words writes numbers out, "one hundred and seventy-one
-thousand, two hundred" -> "cent soixante et onze mille deux cents"; train,
-validation and test numbers are drawn from 0 .. 999,999 without replacement,
-so every test number is unseen (`keras_rnn_lab.data.sentence_pairs`).
+Default data: numbers written out by num2words ("one hundred and seventy-one
+thousand" -> "cent soixante et onze mille"), every test number unseen.
 
 What to expect (default preset, two CPU cores): every validation word right
 after about 5 epochs, 2-3 minutes of training; greedy and beam search (width 4)
 both 99.9% exact on 2,000 unseen numbers, BLEU 0.9997.  With `--split
-extrapolate` 0% exact: a model that never wrote hundreds of thousands does not
-invent them (the README's translation section has the measurements).
+extrapolate` 0% exact: a model never shown hundreds of thousands cannot write them.
 """
 
 import argparse
@@ -55,6 +51,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     Recipe,
     TrainingConfig,
     add_common_arguments,
+    check_number,
     check_positive_int,
     common_overrides,
     config_from_preset,
@@ -122,11 +119,8 @@ class Config(TrainingConfig):
         if len(sources) > 1:
             raise ValueError(f"Pass at most one of `tsv_path`, `trans_path`, `tfds_name`; received {sources}.")
         for name in ("validation_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0 < value < 0.5:
-                raise ValueError(f"Argument `{name}` must be in (0, 0.5); received {value!r}.")
-        if not self.length_penalty >= 0:
-            raise ValueError(f"Argument `length_penalty` must be >= 0; received {self.length_penalty!r}.")
+            check_number(name, getattr(self, name), "(0, 0.5)", lambda x: 0 < x < 0.5)
+        check_number("length_penalty", self.length_penalty, "[0, inf)", lambda x: x >= 0)
 
 
 PRESETS = {

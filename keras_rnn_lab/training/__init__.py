@@ -12,7 +12,7 @@ runs            run directories: config, checkpoints, logs, resume
 distributed     the tf.distribute custom step
 """
 
-from keras_rnn_lab._validation import check_positive_int, check_rate, check_split_fractions
+from keras_rnn_lab._validation import check_number, check_positive_int, check_rate, check_split_fractions
 from keras_rnn_lab.layers import RECURRENT_LAYERS, recurrent_layer
 from keras_rnn_lab.training.callbacks import ResetStates, StopAt, recurrent_layers, stop_early
 from keras_rnn_lab.training.command_line import (
@@ -43,6 +43,7 @@ from keras_rnn_lab.training.recipe import Recipe
 from keras_rnn_lab.training.windows import stream_windows
 
 __all__ = [
+    "check_number",
     "check_positive_int",
     "check_rate",
     "check_split_fractions",
