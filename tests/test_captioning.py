@@ -35,6 +35,17 @@ def write_png(path, pixels):
     tf.io.write_file(str(path), tf.io.encode_png(np.asarray(pixels, dtype="uint8")))
 
 
+def write_coloured_pictures(folder, count):
+    """`count` plain 12x12 PNGs in `folder`, alternately blue and red, and
+    captions.txt naming each "a blue picture" or "a red picture"."""
+    lines = []
+    for i in range(count):
+        colour = ("red", (220, 20, 20)) if i % 2 else ("blue", (20, 20, 220))
+        write_png(folder / f"{i}.png", np.broadcast_to(colour[1], (12, 12, 3)))
+        lines.append(f"{i}.png\ta {colour[0]} picture")
+    (folder / "captions.txt").write_text("\n".join(lines), encoding="utf-8")
+
+
 # --- words ---------------------------------------------------------------------------------
 def test_vocabulary_encodes_with_start_end_and_padding_and_decodes_back():
     vocabulary = captioning.Vocabulary.shapes()
@@ -138,12 +149,7 @@ def test_image_folder_loads_resizes_and_reports_missing_or_broken_images(tmp_pat
 
 def test_users_images_train_end_to_end_and_split_by_image(tmp_path):
     # Red images are captioned "a red picture", blue ones "a blue picture".
-    lines = []
-    for i in range(40):
-        colour = ("red", (220, 20, 20)) if i % 2 else ("blue", (20, 20, 220))
-        write_png(tmp_path / f"{i}.png", np.broadcast_to(colour[1], (12, 12, 3)))
-        lines.append(f"{i}.png\ta {colour[0]} picture")
-    (tmp_path / "captions.txt").write_text("\n".join(lines), encoding="utf-8")
+    write_coloured_pictures(tmp_path, 40)
     config = tiny_config(
         images_dir=str(tmp_path),
         captions_file=str(tmp_path / "captions.txt"),
@@ -163,12 +169,7 @@ def test_users_images_train_end_to_end_and_split_by_image(tmp_path):
 
 def test_a_model_trained_on_your_captions_exports_and_serves_in_its_own_words(tmp_path):
     """The .keras file holds its vocabulary, so `export` needs nothing but the model."""
-    lines = []
-    for i in range(12):
-        colour = ("red", (220, 20, 20)) if i % 2 else ("blue", (20, 20, 220))
-        write_png(tmp_path / f"{i}.png", np.broadcast_to(colour[1], (12, 12, 3)))
-        lines.append(f"{i}.png\ta {colour[0]} picture")
-    (tmp_path / "captions.txt").write_text("\n".join(lines), encoding="utf-8")
+    write_coloured_pictures(tmp_path, 12)
     config = tiny_config(
         images_dir=str(tmp_path), captions_file=str(tmp_path / "captions.txt"), image_size=16, epochs=8, batch_size=4
     )

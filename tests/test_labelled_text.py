@@ -9,14 +9,7 @@ import numpy as np
 import pytest
 
 from keras_rnn_lab.data import labelled_text, text_data
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
+from tests.files import write_csv
 
 
 def test_shipped_snippets_are_the_reviews_with_fresh_positive_and_no_plot_rows():

@@ -2,7 +2,6 @@
 (the readers themselves: test_labelled_text.py)."""
 
 import contextlib
-import csv
 import io
 
 import keras
@@ -13,6 +12,7 @@ import tensorflow_datasets as tfds
 import keras_rnn_lab
 from keras_rnn_lab.data import labelled_text
 from recipes import sentiment
+from tests.files import write_csv
 
 
 def tiny_config(**overrides):
@@ -27,14 +27,6 @@ def tiny_run(tmp_path_factory):
     with contextlib.redirect_stdout(printed):
         result = sentiment.main(["--preset", "tiny", "--out", path])
     return result, path, printed.getvalue()
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
 
 
 # --- data ----------------------------------------------------------------------
