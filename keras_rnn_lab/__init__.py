@@ -29,7 +29,7 @@ from keras_rnn_lab.layers.lstm import LSTM
 from keras_rnn_lab.layers.simple_rnn import SimpleRNN
 from keras_rnn_lab.layers.swap import drop_in_objects, load_model, swap_builtin_layers
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "SimpleRNNCell",

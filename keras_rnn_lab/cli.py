@@ -7,6 +7,7 @@
     keras-rnn-lab evaluate sentiment --model sentiment.keras     # loss and metrics on its validation split
     keras-rnn-lab sample --model sonnets.keras --prime "From fairest" --length 300
     keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
+    keras-rnn-lab translate --model numbers.keras "two hundred and one"   # a saved translation model
     keras-rnn-lab tune parity --max-trials 10              # = python -m tuning.search parity ...
     keras-rnn-lab bench --cells lstm                       # = python -m keras_rnn_lab.benchmark ...
 
@@ -15,18 +16,22 @@ flags are the recipe's (`keras-rnn-lab train RECIPE --help`); the common ones
 (--preset, --cell, --units, --epochs, --batch-size, --learning-rate, --seed,
 --clipnorm, --clipvalue, --builtin, --out, --set KEY=VALUE) mean the same in
 every recipe.  An unknown recipe, preset or Config key is a one-line usage
-error listing the valid choices (exit 2).
+error listing the valid choices (exit 2); every mistake is one or two lines
+(exit 2 for usage, 1 when a run cannot go on), `--debug` (or
+KERAS_RNN_LAB_DEBUG=1) adds the traceback.  `train` also takes --run-dir DIR
+(or --run-dir=DIR), --no-run-dir and --fresh (empty the run directory first).
 """
 
 import argparse
 import importlib
 import os
+import shlex
 import sys
 
 import keras
 
 from keras_rnn_lab import training
-from keras_rnn_lab.training import runs
+from keras_rnn_lab.training import model_files, runs
 
 
 def catalogue():
@@ -48,7 +53,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="the recipes, their topology and what each shows")
     for command, text in (
-        ("train", "train a recipe (its own flags follow; --run-dir DIR, default runs/RECIPE)"),
+        ("train", "train a recipe (its own flags follow; --run-dir DIR, default runs/RECIPE; --fresh)"),
         ("evaluate", "score a saved model on the recipe's validation data"),
         ("export", "export a trained recipe model as a SavedModel"),
     ):
@@ -57,6 +62,7 @@ def main(argv=None):
         sub.add_argument("rest", nargs=argparse.REMAINDER)
     for command, text in (
         ("sample", "generate text with a saved char_lm model"),
+        ("translate", "translate sentences with a saved translation model"),
         ("tune", "hyperparameter search (python -m tuning.search)"),
         ("bench", "the speed benchmark (python -m keras_rnn_lab.benchmark)"),
     ):
@@ -65,25 +71,37 @@ def main(argv=None):
     with_recipe = ("train", "evaluate", "export")
     args = parser.parse_args(argv[:1] + (argv[1:2] if argv[:1] and argv[0] in with_recipe else []))
     rest = argv[2:] if args.command in with_recipe else argv[1:]
+    label = f"keras-rnn-lab {args.command}" + (f" {args.recipe}" if args.command in with_recipe else "")
+    with training.typed_as(label):
+        return _dispatch(args, rest, parser)
+
+
+def _dispatch(args, rest, parser):
+    """Run the parsed command (`main` has set how it was typed)."""
     if args.command == "list":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         width = max(map(len, catalogue()))
         for name, (topology, text) in catalogue().items():
             print(f"{name:<{width}}  {topology:<30}  {text}")
         return 0
-    if args.command == "train" and "--strategy" in rest:
+    if args.command == "train" and any(a == "--strategy" or a.startswith("--strategy=") for a in rest):
         return train_distributed(args.recipe, rest)
     if args.command == "train":
-        rest, run_dir = _pop_run_dir(rest, parser, default=os.path.join("runs", args.recipe))
+        recipe_arguments, run_dir, fresh = _pop_run_options(rest, parser, default=os.path.join("runs", args.recipe))
         if run_dir is None:
-            return recipe_module(args.recipe).main(rest)
-        with runs.active(runs.RunDirectory(run_dir)):
-            return recipe_module(args.recipe).main(rest)
+            return recipe_module(args.recipe).main(recipe_arguments)
+        again = shlex.join(["keras-rnn-lab", "train", args.recipe, *rest, *([] if fresh else ["--fresh"])])
+        with runs.active(runs.RunDirectory(run_dir, recipe=args.recipe, fresh=fresh, command=again)):
+            return recipe_module(args.recipe).main(recipe_arguments)
     if args.command == "evaluate":
         return evaluate(args.recipe, rest)
     if args.command == "export":
         return recipe_module(args.recipe).main(["export", *rest])
     if args.command == "sample":
         return recipe_module("char_lm").main(["sample", *rest])
+    if args.command == "translate":
+        return recipe_module("translation").main(["translate", *rest])
     if args.command == "tune":
         from tuning import search
 
@@ -100,7 +118,7 @@ def train_distributed(recipe_name, argv):
     from keras_rnn_lab.training import distributed
 
     parser = argparse.ArgumentParser(
-        prog=f"keras-rnn-lab train {recipe_name}",
+        prog=training.program(f"keras-rnn-lab train {recipe_name}"),
         description="Train on several devices or machines (tf.distribute).",
     )
     parser.add_argument("--strategy", required=True, choices=distributed.STRATEGIES)
@@ -114,11 +132,18 @@ def train_distributed(recipe_name, argv):
         default=os.path.join("runs", f"{recipe_name}-distributed"),
         help="metrics.csv and last.keras after every epoch (default runs/RECIPE-distributed)",
     )
+    parser.add_argument(
+        "--peer-timeout",
+        dest="peer_timeout",
+        type=training.positive_float,
+        help=f"multi-worker: seconds to wait for the other workers in TF_CONFIG before giving up "
+        f"(default {distributed.PEER_TIMEOUT_VARIABLE} or {distributed.DEFAULT_PEER_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     with training.usage_errors(parser):
         recipe = importlib.import_module("recipes").find(recipe_name)
         config = recipe.config(args.preset, dict(args.settings or []), epochs=args.epochs)
-        strategy = distributed.make_strategy(args.strategy)
+        strategy = distributed.make_strategy(args.strategy, peer_timeout=args.peer_timeout)
     data = recipe.load_data(config)
     keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
     dataset, batch_size = _examples(recipe.fit_arguments(config, recipe.build_model(config, data), data), config.seed)
@@ -126,7 +151,7 @@ def train_distributed(recipe_name, argv):
     os.makedirs(args.run_dir, exist_ok=True)
     model, history = distributed.fit_distributed(
         strategy,
-        lambda: recipe.build_model(config, data),
+        lambda: model_files.tag(recipe.build_model(config, data), recipe_name),  # its saves record the recipe
         dataset,
         config.epochs,
         batch_size,
@@ -150,11 +175,9 @@ def evaluate(recipe_name, argv):
     parser.add_argument("--set", dest="settings", type=training.setting, action="append", metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     with training.usage_errors(parser):
-        if not os.path.isfile(args.model):
-            raise ValueError(f"Argument --model: no such file {args.model!r}.")
         recipe = importlib.import_module("recipes").find(recipe_name)
         config = recipe.config(args.preset, dict(args.settings or []))
-    model = keras.saving.load_model(args.model)
+        model = recipe.load_model(args.model)
     validation = recipe.fit_arguments(config, model, recipe.load_data(config))["validation_data"]
     if isinstance(validation, tuple):  # arrays: (x, y) or (x, y, sample_weight)
         x, y, *weights = validation
@@ -181,23 +204,33 @@ def _examples(fit_arguments, seed):
     return dataset, fit_arguments["batch_size"]
 
 
-def _pop_run_dir(rest, parser, default):
-    """(the recipe's arguments, the run directory: --run-dir's, `default`
-    without it, None with --no-run-dir)."""
-    if "--no-run-dir" in rest:
-        return [a for a in rest if a != "--no-run-dir"], None
-    if "--run-dir" not in rest:
-        return rest, default
-    at = rest.index("--run-dir")
-    if at + 1 >= len(rest) or rest[at + 1].startswith("-"):
-        parser.error("argument --run-dir: expected a directory")
-    return rest[:at] + rest[at + 2 :], rest[at + 1]
+def _pop_run_options(rest, parser, default):
+    """(the recipe's arguments, the run directory, fresh): --run-dir DIR (or
+    --run-dir=DIR; `default` without it, None with --no-run-dir) and --fresh
+    are the CLI's, the rest goes to the recipe."""
+    recipe_arguments, run_dir, fresh, off = [], default, False, False
+    items = iter(rest)
+    for item in items:
+        if item == "--no-run-dir":
+            off = True
+        elif item == "--fresh":
+            fresh = True
+        elif item == "--run-dir" or item.startswith("--run-dir="):
+            value = item.partition("=")[2] if "=" in item else next(items, None)
+            if not value or value.startswith("-"):
+                parser.error(f"argument --run-dir: expected a directory; received {value!r}")
+            run_dir = value
+        else:
+            recipe_arguments.append(item)
+    if off and (fresh or run_dir != default):
+        parser.error("argument --no-run-dir: not allowed with --run-dir or --fresh")
+    return recipe_arguments, (None if off else run_dir), fresh
 
 
 def console_main():
-    """The console script's entry point: exit status 0 after a command that returns."""
-    main()
-    return 0
+    """The console script's entry point: the command's exit status (0, 1 or 2;
+    a user's mistake is one or two lines, --debug shows the traceback)."""
+    return training.run_command(main, "keras-rnn-lab")
 
 
 if __name__ == "__main__":

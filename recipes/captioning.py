@@ -44,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.data import captions, shapes_world  # noqa: E402
 from keras_rnn_lab.data.captions import Vocabulary, teacher_forcing, tokenize  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
@@ -347,10 +348,12 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
         return export.export_command(
-            argv[1:], "python -m recipes.captioning", keras.saving.load_model, serving_endpoints
+            argv[1:], training.program("python -m recipes.captioning export"), RECIPE.load_model, serving_endpoints
         )
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.captioning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m recipes.captioning"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--attention", action=argparse.BooleanOptionalAction, help="attend to the map (default: on)")
@@ -388,9 +391,9 @@ def main(argv=None):
     result.seconds["total"] += loading
     print(format_report(result))
     if args.out is not None:
-        result.model.save(args.out)
+        RECIPE.save_model(result.model, args.out)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.captioning"))

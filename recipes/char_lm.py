@@ -270,12 +270,9 @@ def train(config, out=None):
     model = build_model(config, data)
     if config.tbptt:
         return _train_truncated(config, data, model, out)
-    checkpoints = []
-    if out is not None:  # the best epoch, kept as training goes
-        checkpoints.append(keras.callbacks.ModelCheckpoint(out, monitor=_monitor(config), save_best_only=True))
-    history = RECIPE.fit(config, data, model, callbacks=checkpoints, verbose=2)
+    history = RECIPE.fit(config, data, model, verbose=2)  # ends with the best epoch's weights (early stopping's)
     if out is not None:
-        model = load(out)
+        RECIPE.save_model(model, out)
     return model, history
 
 
@@ -307,28 +304,35 @@ def _train_truncated(config, data, model, out):
     for target, source in zip(model.optimizer.variables, stateful.optimizer.variables):
         target.assign(source)
     if out is not None:
-        model.save(out)
+        RECIPE.save_model(model, out)
     return model, history
 
 
-def load(path):
-    """A saved character model (its vocabulary is inside it)."""
-    return keras.saving.load_model(path)
+def load(path, argument="--model"):
+    """A saved character model (its vocabulary is inside it); a UsageError
+    naming `argument` unless the file is a char_lm model."""
+    return RECIPE.load_model(path, argument)
 
 
 # --- sampling, serving and the command line ------------------------------------
 def _sample_command(argv):
-    parser = argparse.ArgumentParser(prog="python -m recipes.char_lm sample", description="Sample from a saved model.")
+    parser = argparse.ArgumentParser(
+        prog=training.program("python -m recipes.char_lm sample"), description="Sample from a saved model."
+    )
     parser.add_argument("--model", required=True, help="a .keras file saved by training")
     parser.add_argument("--prime", default="From fairest", help="text the samples continue")
-    parser.add_argument("--length", type=int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=float, default=0.8, help="< 1 safer, > 1 wilder")
-    parser.add_argument("--top-k", dest="top_k", type=int, help="sample among the k likeliest characters only")
-    parser.add_argument("--samples", type=int, default=1, help="how many samples")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same text")
+    parser.add_argument("--length", type=training.positive_int, default=500, help="characters to generate")
+    parser.add_argument("--temperature", type=training.positive_float, default=0.8, help="< 1 safer, > 1 wilder")
+    parser.add_argument(
+        "--top-k", dest="top_k", type=training.positive_int, help="sample among the k likeliest characters only"
+    )
+    parser.add_argument("--samples", type=training.positive_int, default=1, help="how many samples")
+    parser.add_argument("--seed", type=training.seed, default=0, help="same seed, same text")
     args = parser.parse_args(argv)
-    generator = TextGenerator(load(args.model))
-    for text in generator(args.prime, args.length, args.temperature, args.top_k, args.seed, args.samples):
+    with training.usage_errors(parser):  # a file that is no char_lm model, a prime it cannot read: exit 2
+        generator = TextGenerator(load(args.model))
+        texts = generator(args.prime, args.length, args.temperature, args.top_k, args.seed, args.samples)
+    for text in texts:
         print(text, end="\n\n")
     return 0
 
@@ -358,9 +362,13 @@ def main(argv=None):
     if argv[:1] == ["sample"]:
         return _sample_command(argv[1:])
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.char_lm", load, serving_endpoints)
+        return export.export_command(
+            argv[1:], training.program("python -m recipes.char_lm export"), RECIPE.load_model, serving_endpoints
+        )
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.char_lm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m recipes.char_lm"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     training.add_common_arguments(parser, PRESETS)
     source = parser.add_mutually_exclusive_group()
@@ -390,4 +398,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(training.run_command(main, "python -m recipes.char_lm"))

@@ -26,12 +26,14 @@ import argparse
 import dataclasses
 import math
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
     TrainingConfig,
     add_common_arguments,
@@ -134,7 +136,7 @@ def describe(name, history):
 def main(argv=None):
     """Train without clipping, then with (--clipnorm, default 1, or --clipvalue); print both."""
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.exploding_gradients",
+        prog=training.program("python -m recipes.exploding_gradients"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -159,4 +161,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.exploding_gradients"))

@@ -39,6 +39,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,6 +47,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
+from keras_rnn_lab.data.text_files import read_text  # noqa: E402
+from keras_rnn_lab.errors import UsageError  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
     INITIALISATIONS,
     RECURRENT_LAYERS,
@@ -276,7 +280,9 @@ def grid(preset, tasks, lengths, cells, inits, forget_biases, seeds=None, **over
 def main(argv=None):
     """Run the grid, printing each row as it finishes; then the table and the plot."""
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.long_memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m recipes.long_memory"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, PRESETS)
     parser.add_argument(
@@ -345,11 +351,21 @@ def main(argv=None):
 
 
 def _read_log(path):
+    """The records of an earlier --log file (none before the first run), or a UsageError naming it."""
     if not path or not os.path.exists(path):
         return []
-    with open(path, encoding="utf-8") as log:
-        return [json.loads(line) for line in log if line.strip()]
+    records = []
+    for number, line in enumerate(read_text(path, "--log", "a UTF-8 JSON-lines file of runs").splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise UsageError(
+                    f"argument --log: line {number} of {path!r} is not JSON ({error.msg}); expected a JSON-lines "
+                    "file of runs, as --log writes"
+                ) from None
+    return records
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.long_memory"))

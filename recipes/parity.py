@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
     Recipe,
@@ -280,9 +281,11 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.parity", keras.saving.load_model, serving_endpoints)
+        return export.export_command(
+            argv[1:], training.program("python -m recipes.parity export"), RECIPE.load_model, serving_endpoints
+        )
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.parity",
+        prog=training.program("python -m recipes.parity"),
         description=__doc__.split("\n", 1)[0],
     )
     add_common_arguments(parser, PRESETS)
@@ -304,7 +307,7 @@ def main(argv=None):
         results.append(result)
         print(format_table([result]).split("\n", 2)[-1], flush=True)  # the row alone, as soon as it exists
         if args.out is not None:
-            result.model.save(_output_path(args.out, config.seed, several=len(configs) > 1))
+            RECIPE.save_model(result.model, _output_path(args.out, config.seed, several=len(configs) > 1))
     print()
     print(format_table(results))
     return results
@@ -316,4 +319,4 @@ def _output_path(path, seed, several):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.parity"))

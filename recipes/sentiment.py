@@ -258,6 +258,7 @@ RECIPE = training.Recipe.of(
     __name__,
     count_examples=lambda data: len(data.train),
     example_unit="texts",
+    legacy_model_names=r"\w+_sentiment",  # bilstm_sentiment, average_sentiment, ...: how files were told apart
 )
 
 
@@ -326,10 +327,12 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
         return export.export_command(
-            argv[1:], "python -m recipes.sentiment", keras.saving.load_model, serving_endpoints
+            argv[1:], training.program("python -m recipes.sentiment export"), RECIPE.load_model, serving_endpoints
         )
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.sentiment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m recipes.sentiment"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     training.add_common_arguments(parser, PRESETS)
     parser.add_argument(
@@ -363,10 +366,10 @@ def main(argv=None):
     print()
     print(format_report(result), flush=True)
     if args.out is not None:
-        result.recurrent.model.save(args.out)
+        RECIPE.save_model(result.recurrent.model, args.out)
         print(f"saved the recurrent model to {args.out}")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.sentiment"))

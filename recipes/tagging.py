@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.data import series_data  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
@@ -312,9 +313,13 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(argv[1:], "python -m recipes.tagging", keras.saving.load_model, serving_endpoints)
+        return export.export_command(
+            argv[1:], training.program("python -m recipes.tagging export"), RECIPE.load_model, serving_endpoints
+        )
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.tagging", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m recipes.tagging"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, PRESETS)
     parser.add_argument(
@@ -329,10 +334,10 @@ def main(argv=None):
         data = load_data(config)
     result = train(config, data, verbose=2)
     if args.out is not None:
-        result.model.save(args.out)
+        RECIPE.save_model(result.model, args.out)
     print(format_report(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.tagging"))

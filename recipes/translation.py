@@ -42,6 +42,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.data import sentence_pairs  # noqa: E402
 from keras_rnn_lab.data.sentence_pairs import END, START, graph_tokens, padded, tokenize  # noqa: E402
 from keras_rnn_lab.decoding import tokens_to_text  # noqa: E402
@@ -353,10 +354,12 @@ def main(argv=None):
         return translate_command(argv[1:])
     if argv[:1] == ["export"]:
         return export.export_command(
-            argv[1:], "python -m recipes.translation", keras.saving.load_model, serving_endpoints
+            argv[1:], training.program("python -m recipes.translation export"), RECIPE.load_model, serving_endpoints
         )
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.translation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m recipes.translation"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, help="encoder reads both ways")
@@ -389,10 +392,10 @@ def main(argv=None):
         data = load_data(config)
     result = train(config, data, verbose=2)
     if args.out is not None:
-        result.model.save(args.out)
+        RECIPE.save_model(result.model, args.out)
     print(format_report(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.translation"))

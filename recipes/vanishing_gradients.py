@@ -38,12 +38,14 @@ the input gradient dL/dx, and for dL/dh all but b = 2 (4.9e-3 < 1e-2).  `--init 
 import argparse
 import dataclasses
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.diagnostics.gradient_probe import probe_gradients  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
     INITIALISATIONS,
@@ -250,7 +252,7 @@ def plot_curves(cells, sweep, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.vanishing_gradients",
+        prog=training.program("python -m recipes.vanishing_gradients"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -303,4 +305,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.vanishing_gradients"))

@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.data import moving_digits  # noqa: E402
 from keras_rnn_lab.data.moving_digits import DIGIT_CLASSES, DIGIT_SIZE, MOTION_NAMES, SPLITS, TARGETS  # noqa: E402
 from keras_rnn_lab.serving import export  # noqa: E402
@@ -290,9 +291,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
         return export.export_command(
-            argv[1:], "python -m recipes.video_frames", keras.saving.load_model, serving_endpoints
+            argv[1:], training.program("python -m recipes.video_frames export"), RECIPE.load_model, serving_endpoints
         )
-    parser = argparse.ArgumentParser(prog="python -m recipes.video_frames", description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(
+        prog=training.program("python -m recipes.video_frames"), description=__doc__.split("\n", 1)[0]
+    )
     add_common_arguments(parser, PRESETS)
     parser.add_argument("--target", choices=TARGETS, help="label each frame with its digit or its motion")
     parser.add_argument("--canvas-size", dest="canvas_size", type=int, help=f"canvas side in pixels (>= {DIGIT_SIZE})")
@@ -305,9 +308,9 @@ def main(argv=None):
     result = train(config, verbose=2)
     print(format_report(result))
     if args.out is not None:
-        result.model.save(args.out)
+        RECIPE.save_model(result.model, args.out)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(training.run_command(main, "python -m recipes.video_frames"))

@@ -143,7 +143,7 @@ def test_image_folder_loads_resizes_and_reports_missing_or_broken_images(tmp_pat
         caption_data.load_image_folder(tmp_path, captions)
     with pytest.raises(ValueError, match="no directory"):
         caption_data.load_image_folder(tmp_path / "nowhere", captions)
-    with pytest.raises(ValueError, match="`captions_file`: no file"):
+    with pytest.raises(ValueError, match="`captions_file`: no such file"):
         caption_data.load_image_folder(tmp_path, tmp_path / "nothing.txt")
 
 

@@ -190,8 +190,9 @@ def test_the_export_serves_forecasts_in_the_series_units(tmp_path, capsys):
     keras.utils.set_random_seed(3)
     model = forecast.build_model(config, data)
     model.save(tmp_path / "temps.keras")
-    # A forecast model as saved before it kept its scaler: the same network ending at "next_value".
-    old = keras.Model(model.inputs, model.get_layer("next_value").output, name="old_forecast")
+    # A forecast model as saved before it kept its scaler (and before files recorded their
+    # recipe): the same network ending at "next_value", named as the recipe named its models.
+    old = keras.Model(model.inputs, model.get_layer("next_value").output, name="forecast_lstm")
     old.save(tmp_path / "old.keras")
     new_path = forecast.main(["export", "--model", str(tmp_path / "temps.keras"), "--out", str(tmp_path / "new")])
     assert "next_value in °F" in capsys.readouterr().out

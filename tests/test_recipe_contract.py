@@ -26,7 +26,7 @@ import pytest
 
 import recipes
 from keras_rnn_lab import cli
-from keras_rnn_lab.training import TrainingConfig, config_from_preset
+from keras_rnn_lab.training import TrainingConfig, config_from_preset, model_files
 
 ALL = sorted(recipes.CATALOGUE)
 # Recipes whose Config is a TrainingConfig (vanishing_gradients trains nothing).
@@ -43,7 +43,7 @@ BAD_COMMON_FLAGS = [
     (["--units", "0"], "argument --units: expected a positive int; received '0'"),
     (["--epochs", "-1"], "argument --epochs: expected a positive int; received '-1'"),
     (["--batch-size", "two"], "argument --batch-size: expected a positive int; received 'two'"),
-    (["--learning-rate", "0"], "argument --learning-rate: expected a positive number; received '0'"),
+    (["--learning-rate", "0"], "argument --learning-rate: expected a finite positive number; received '0'"),
     (["--cell", "rnn"], "argument --cell: invalid choice: 'rnn'"),
     (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["--clipnorm", "1", "--clipvalue", "1"], "argument --clipvalue: not allowed with argument --clipnorm"),
@@ -81,8 +81,13 @@ BAD_FIELDS = [
     ("builtin", "yes", TypeError, "Argument `builtin` must be True or False; received 'yes'."),
     ("epochs", 0, ValueError, "Argument `epochs` must be a positive int; received 0."),
     ("batch_size", -1, ValueError, "Argument `batch_size` must be a positive int; received -1."),
-    ("learning_rate", 0.0, ValueError, "Argument `learning_rate` must be a positive float; received 0.0."),
-    ("learning_rate", "fast", TypeError, "Argument `learning_rate` must be a positive float; received 'fast' of type"),
+    ("learning_rate", 0.0, ValueError, "Argument `learning_rate` must be a finite float > 0; received 0.0."),
+    (
+        "learning_rate",
+        "fast",
+        TypeError,
+        "Argument `learning_rate` must be a finite float > 0; received 'fast' of type",
+    ),
     ("clipnorm", -1.0, ValueError, "Argument `clipnorm` must be None or a finite float > 0; received -1.0."),
     ("clipvalue", float("inf"), ValueError, "Argument `clipvalue` must be None or a finite float > 0; received inf."),
     ("patience", 0, ValueError, "Argument `patience` must be a positive int; received 0."),
@@ -151,16 +156,17 @@ def _first_inputs(recipe, config, model):
 def test_out_saves_the_trained_model_and_a_fresh_process_predicts_the_same(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the PNGs some recipes write by default land here
     saved = {}
-    original_save = keras.Model.save
+    original_save = model_files.save_model
 
     def spy(model, path, *args, **kwargs):  # the model object --out saves
         saved[str(path)] = model
         return original_save(model, path, *args, **kwargs)
 
-    monkeypatch.setattr(keras.Model, "save", spy)
+    monkeypatch.setattr(model_files, "save_model", spy)
     path = str(tmp_path / f"{name}.keras")
     cli.main(["train", name, "--preset", "tiny", "--epochs", "1", "--out", path])  # recorded in runs/NAME
     model = saved[path]
+    assert model_files.read_record(path)[0]["recipe"] == name  # keras.saving.load_model ignores the record
     assert list((tmp_path / "runs" / name).glob("*/metrics.csv")), "the run directory recorded no fit"
     recipe = module(name).RECIPE
     x = _first_inputs(recipe, recipe.config("tiny", epochs=1), model)

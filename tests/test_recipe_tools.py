@@ -51,7 +51,7 @@ def test_clipped_step_is_bounded_and_unclipped_is_not():
         ("clipnorm", 0.0, ValueError, "`clipnorm` must be None or a finite float > 0; received 0.0"),
         ("clipvalue", math.inf, ValueError, "`clipvalue` must be None or a finite float > 0; received inf"),
         ("clipnorm", "1", TypeError, "`clipnorm` must be None or a positive float; received '1' of type str"),
-        ("learning_rate", -1.0, ValueError, "`learning_rate` must be a positive float; received -1.0"),
+        ("learning_rate", -1.0, ValueError, "`learning_rate` must be a finite float > 0; received -1.0"),
     ],
 )
 def test_bad_optimizer_fields_are_named(field, value, error, message):

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_rnn_lab.data import sentence_pairs
+from keras_rnn_lab.errors import UsageError
 from keras_rnn_lab.training import config_from_preset
 from recipes import translation
 
@@ -94,11 +95,11 @@ def test_malformed_tsv_names_the_file_and_line(tmp_path, text, message):
 
 
 def test_missing_and_non_utf8_files_are_named(tmp_path):
-    with pytest.raises(ValueError, match="No such file .*nowhere.tsv"):
+    with pytest.raises(UsageError, match="argument --tsv or `tsv_path`: no such file .*nowhere.tsv"):
         sentence_pairs.read_tsv(str(tmp_path / "nowhere.tsv"))
     latin = tmp_path / "latin1.tsv"
     latin.write_bytes("caf\xe9\tcaf\xe9\n".encode("latin-1"))
-    with pytest.raises(ValueError, match="latin1.tsv: not UTF-8"):
+    with pytest.raises(UsageError, match=r"latin1.tsv' is not UTF-8 text \(byte 0xe9 at offset 3\)"):
         sentence_pairs.read_tsv(str(latin))
 
 

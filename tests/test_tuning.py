@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -119,16 +120,20 @@ def _completed(project):
 
 # slow: several processes and a kill, 35-75 s on two cores; .ci/run runs the slow tests after the default run.
 @pytest.mark.slow
-def test_a_killed_search_resumes_and_keeps_its_finished_trials(tmp_path):
+@pytest.mark.parametrize("moment", ["between trials", "inside a trial"])
+def test_a_killed_search_resumes_and_keeps_its_finished_trials(moment, tmp_path):
     args = [*TINY_SEARCH, "--max-trials", "3", "--directory", str(tmp_path)]
     process = _search_process(args)
     deadline = time.monotonic() + 120
     while not _completed(tmp_path / "parity") and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.05)
+    # Between trials: as soon as the first one is written; inside one: at a random point of the next.
+    delay = 0.0 if moment == "between trials" else random.uniform(0.3, 2.0)
+    time.sleep(delay)
     process.send_signal(signal.SIGKILL)  # no chance to save anything more
     process.communicate()
     finished = _completed(tmp_path / "parity")
-    assert 1 <= len(finished) < 3, "kill the search after its first trial, before its last"
+    assert 1 <= len(finished) < 3, f"kill the search after its first trial, before its last (delay {delay:.2f} s)"
     rerun = _search_process(args)
     out, _ = rerun.communicate(timeout=180)
     assert rerun.returncode == 0, out

@@ -43,6 +43,7 @@ import keras_tuner  # noqa: E402
 
 from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.diagnostics import capacity  # noqa: E402
+from keras_rnn_lab.output_paths import check_writable_parent  # noqa: E402
 from tuning import hypermodels  # noqa: E402
 
 TUNERS = {
@@ -283,7 +284,7 @@ def report(tuner, top=5):
     if default is not None:
         print(verdict(summaries[0], summarize(tuner, default)))
     best_path = os.path.join(tuner.project_dir, "best_model.keras")
-    tuner.get_best_models(1)[0].save(best_path)
+    training.model_files.save_model(tuner.get_best_models(1)[0], best_path, tuner.hypermodel.recipe.name)
     plot_path = plot_learning_rates(trials, os.path.join(tuner.project_dir, "val_loss_vs_learning_rate.png"))
     print(f"best model: {best_path}\nplot: {plot_path}")
     return summaries
@@ -291,7 +292,9 @@ def report(tuner, top=5):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tuning.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=training.program("python -m tuning.search"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("recipe", choices=sorted(hypermodels.HYPERMODELS), help="the recipe to tune")
     parser.add_argument("--tuner", default="random", choices=sorted(TUNERS), help="search algorithm")
@@ -311,7 +314,7 @@ def main(argv=None):
     parser.add_argument("--directory", default="tuning_runs", help="where trials are written (resume: the same one)")
     parser.add_argument("--project", help="project name inside --directory (default: the recipe's name)")
     parser.add_argument("--preset", default="default", help="the recipe preset every trial starts from")
-    parser.add_argument("--seed", type=int, default=0, help="the search's and every trial's seed")
+    parser.add_argument("--seed", type=training.seed, default=0, help="the search's and every trial's seed")
     parser.add_argument(
         "--reject-oversized",
         dest="reject_oversized",
@@ -322,6 +325,7 @@ def main(argv=None):
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
     args = parser.parse_args(argv)
     with training.usage_errors(parser):
+        check_writable_parent(args.directory, "--directory", kind="directory")  # before any trial, not after one
         overrides = {"seed": args.seed, "epochs": args.max_epochs}
         hypermodel = hypermodels.get(
             args.recipe,
@@ -348,5 +352,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(0)
+    sys.exit(training.run_command(main, "python -m tuning.search"))

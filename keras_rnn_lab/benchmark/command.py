@@ -31,6 +31,8 @@ import tensorflow as tf
 from keras_rnn_lab.benchmark.candidates import CELLS, SHAPES, keras_candidates, shape_of, torch_available
 from keras_rnn_lab.benchmark.report import MATMULS_ONLY_NOTE, format_generation, format_profile, format_table
 from keras_rnn_lab.benchmark.timing import bench_generation, bench_layer, bench_model, profile_training_step
+from keras_rnn_lab.output_paths import check_writable_parent
+from keras_rnn_lab.training.command_line import positive_int, program, usage_errors
 
 
 def _comma_list(allowed, custom=None):
@@ -50,7 +52,7 @@ def _comma_list(allowed, custom=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m keras_rnn_lab.benchmark",
+        prog=program("python -m keras_rnn_lab.benchmark"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,7 +63,9 @@ def main(argv=None):
         default=list(SHAPES),
         help="named shapes (%(default)s) or BxTxFxU, e.g. 32x20x16x64 (default: all named)",
     )
-    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per candidate (median is reported)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=11, help="timed repeats per candidate (median is reported)"
+    )
     parser.add_argument("--no-model", action="store_true", help="skip the Embedding -> LSTM -> Dense model case")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
@@ -75,11 +79,16 @@ def main(argv=None):
         action="store_true",
         help="instead: TensorFlow profiler breakdown of one training step per candidate",
     )
-    parser.add_argument("--generation-length", dest="generation_length", type=int, default=1000, help=argparse.SUPPRESS)
-    parser.add_argument("--generation-units", dest="generation_units", type=int, default=512, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--generation-length", dest="generation_length", type=positive_int, default=1000, help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--generation-units", dest="generation_units", type=positive_int, default=512, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be a positive int; received {args.repeats}")
+    if args.json:
+        with usage_errors(parser):  # a --json that cannot be written fails now, not after the timings
+            check_writable_parent(args.json, "--json")
 
     if args.profile:
         for cell in args.cells:

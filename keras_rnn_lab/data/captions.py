@@ -18,10 +18,14 @@ import re
 import numpy as np
 
 from keras_rnn_lab.data import shapes_world, tfds_local
+from keras_rnn_lab.data.text_files import read_text
+from keras_rnn_lab.errors import UsageError
 
 PAD, START, END, UNK = 0, 1, 2, 3  # token ids; padding must be 0 (decoding pads with 0)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
 SHAPES_WORLD_SPLITS = ("train", "validation", "test", "held_out")
+CAPTIONS_ARGUMENT = "--captions or `captions_file`"  # captioning's flag, and its Config field
+CAPTIONS_FILE = "a UTF-8 text file of image<TAB>caption lines"
 
 
 # --- words -----------------------------------------------------------------------------
@@ -161,20 +165,14 @@ def check_sources(images_dir, captions_file, tfds_name):
         )
 
 
-def read_caption_file(path):
+def read_caption_file(path, argument=CAPTIONS_ARGUMENT):
     """{image name: [captions]} from `path`, in file order.
 
     Lines are `name<TAB>caption` (a `#N` suffix on the name, as in Flickr8k's
     token file, is dropped), or the file is a CSV whose header is `image,caption`.
+    A file that is not such UTF-8 text is a UsageError naming `argument`.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ValueError(f"Argument `captions_file`: no file {str(path)!r}.") from None
-    except (UnicodeDecodeError, IsADirectoryError) as error:
-        raise ValueError(f"Argument `captions_file`: {str(path)!r} is not a UTF-8 text file ({error}).") from None
-    lines = text.splitlines()
+    lines = read_text(path, argument, CAPTIONS_FILE).splitlines()
     captions = {}
     if lines and lines[0].strip().lower().replace(" ", "") == "image,caption":
         rows = ((number, row) for number, row in enumerate(csv.reader(lines[1:]), start=2))
@@ -184,32 +182,32 @@ def read_caption_file(path):
         if not row or all(not cell.strip() for cell in row):
             continue  # blank line
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise ValueError(
-                f"Argument `captions_file`: line {number} of {str(path)!r} must be `image<TAB>caption` (or "
+            raise UsageError(
+                f"argument {argument}: line {number} of {str(path)!r} must be `image<TAB>caption` (or "
                 "`image,caption` "
                 f"under an `image,caption` header) with both parts non-empty; received {','.join(row)[:80]!r}."
             )
         name = re.sub(r"#\d+$", "", row[0].strip())
         caption = row[1] if len(row) == 2 else ",".join(row[1:])  # an unquoted comma in a CSV caption
         if not tokenize(caption):
-            raise ValueError(
-                f"Argument `captions_file`: line {number} of {str(path)!r} has a caption without words: {caption!r}."
+            raise UsageError(
+                f"argument {argument}: line {number} of {str(path)!r} has a caption without words: {caption!r}."
             )
         captions.setdefault(name, []).append(caption.strip())
     if not captions:
-        raise ValueError(f"Argument `captions_file`: {str(path)!r} holds no captions.")
+        raise UsageError(f"argument {argument}: {str(path)!r} holds no captions.")
     return captions
 
 
 def load_image_folder(images_dir, captions_file, image_size=64, max_images=None):
     """(images (n, size, size, 3) uint8, references, names) for the images `captions_file` names."""
     if not os.path.isdir(images_dir):
-        raise ValueError(f"Argument `images_dir`: no directory {str(images_dir)!r}.")
+        raise UsageError(f"argument --images or `images_dir`: no directory {str(images_dir)!r}")
     captions = read_caption_file(captions_file)
     names = list(captions)[:max_images]
     missing = [name for name in names if not os.path.isfile(os.path.join(images_dir, name))]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"Argument `captions_file` names {len(missing)} image(s) not found in {str(images_dir)!r}: {missing[:5]}."
         )
     images = np.stack([_read_image(os.path.join(images_dir, name), image_size) for name in names])
@@ -221,8 +219,10 @@ def _read_image(path, image_size):
 
     try:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except tf.errors.PermissionDeniedError as error:
+        raise UsageError(f"Image {path!r} cannot be read ({error.message[:100]}).") from None
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        raise ValueError(
+        raise UsageError(
             f"Image {path!r} could not be decoded as PNG, JPEG, GIF or BMP ({error.message[:100]})."
         ) from None
     return _resized(image, image_size)

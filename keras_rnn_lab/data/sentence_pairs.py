@@ -19,11 +19,15 @@ import numpy as np
 
 from keras_rnn_lab._validation import check_positive_int
 from keras_rnn_lab.data import tfds_local
+from keras_rnn_lab.data.text_files import read_text
+from keras_rnn_lab.errors import UsageError
 
 SPLITS = ("train", "validation", "test")
 START, END = "[START]", "[END]"  # a decoder's target side: reads [START] + words, writes words + [END]
 NUMBER_SPLITS = ("random", "extrapolate")
 TRANS_DE_EN = "/usr/share/trans/de-en"  # Debian package trans-de-en (GPL): read there, never shipped
+TSV_ARGUMENT = "--tsv or `tsv_path`"  # translation's flags, and its Config fields
+TRANS_ARGUMENT = "--trans-de-en or `trans_path`"
 TOKEN = re.compile(r"[\w'’-]+|[^\w\s]")  # words (with hyphens and apostrophes) or one punctuation mark
 
 
@@ -105,48 +109,51 @@ def number_splits(sizes, split="random", number_range=1_000_000, seed=0):
 
 
 # --- files ------------------------------------------------------------------------------------
-def read_tsv(path):
-    """(sources, targets) text of a source<TAB>target[<TAB>...] file; extra columns are ignored."""
+def read_tsv(path, argument=TSV_ARGUMENT):
+    """(sources, targets) text of a source<TAB>target[<TAB>...] file; extra columns are ignored.
+    A file that is not such UTF-8 text is a UsageError naming `argument`."""
     pairs = []
-    for number, line in _lines(path):
+    for number, line in _lines(path, argument):
         columns = line.split("\t")
         if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
-            raise ValueError(
-                f"{path}, line {number}: expected source<TAB>target (more columns are ignored); received {line[:80]!r}."
+            raise UsageError(
+                f"argument {argument}: {path}, line {number}: expected source<TAB>target (more columns are "
+                f"ignored); received {line[:80]!r}."
             )
         pairs.append((columns[0], columns[1]))
-    return _unzipped(pairs, path)
+    return _unzipped(pairs, f"argument {argument}: {path}")
 
 
-def read_trans(path):
+def read_trans(path, argument=TRANS_ARGUMENT):
     """(German, English) text of a Debian trans-de-en file: "de | de2 :: en | en2" lines.
 
     The alternatives separated by " | " pair up in order; annotations such as
     {m} or [Br.] are dropped and of synonyms separated by ";" the first is kept.
-    Lines starting with # are comments.
+    Lines starting with # are comments.  A file that is not such UTF-8 text
+    is a UsageError naming `argument`.
     """
     if path == TRANS_DE_EN and not os.path.isfile(TRANS_DE_EN):
-        raise ValueError(
-            f"Debian's trans-de-en is not installed here (no {TRANS_DE_EN}): `apt install trans-de-en`, "
-            f"or pass the path of a file in its format."
+        raise UsageError(
+            f"argument {argument}: Debian's trans-de-en is not installed here (no {TRANS_DE_EN}): "
+            "`apt install trans-de-en`, or pass the path of a file in its format."
         )
     pairs = []
-    for number, line in _lines(path):
+    for number, line in _lines(path, argument):
         if line.startswith("#"):
             continue
         sides = line.split(" :: ")
         german = sides[0].split(" | ") if len(sides) == 2 else []
         english = sides[1].split(" | ") if len(sides) == 2 else []
         if len(sides) != 2 or len(german) != len(english):
-            raise ValueError(
-                f"{path}, line {number}: expected 'de | de2 :: en | en2' (as many alternatives on both sides "
-                f"of one ' :: '); received {line[:80]!r}."
+            raise UsageError(
+                f"argument {argument}: {path}, line {number}: expected 'de | de2 :: en | en2' (as many "
+                f"alternatives on both sides of one ' :: '); received {line[:80]!r}."
             )
         for de, en in zip(german, english):
             de, en = _trans_phrase(de), _trans_phrase(en)
             if de and en:
                 pairs.append((de, en))
-    return _unzipped(pairs, path)
+    return _unzipped(pairs, f"argument {argument}: {path}")
 
 
 def _trans_phrase(text):
@@ -154,21 +161,16 @@ def _trans_phrase(text):
     return " ".join(text.split(";")[0].split())
 
 
-def _lines(path):
-    """(line number, text) of the non-blank lines of a UTF-8 file, or an error naming it."""
-    if not os.path.isfile(path):
-        raise ValueError(f"No such file {path!r}; expected a UTF-8 text file of sentence pairs.")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            lines = handle.read().splitlines()
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path}: not UTF-8 text ({err}).") from None
+def _lines(path, argument):
+    """(line number, text) of the non-blank lines of a UTF-8 file, or a UsageError naming it."""
+    lines = read_text(path, argument, "a UTF-8 text file of sentence pairs").splitlines()
     return [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
 
 
-def _unzipped(pairs, path):
+def _unzipped(pairs, where):
+    """(sources, targets) of `pairs`, read from `where` (for the message: a file, a TFDS split)."""
     if not pairs:
-        raise ValueError(f"{path}: no sentence pairs found; expected at least one.")
+        raise UsageError(f"{where}: no sentence pairs found; expected at least one.")
     return [s for s, _ in pairs], [t for _, t in pairs]
 
 
@@ -201,5 +203,5 @@ def read_tfds(name, data_dir=None, max_pairs=None):
         if max_pairs is not None:
             dataset = dataset.take(max_pairs)
         pairs = [(s.decode("utf-8"), t.decode("utf-8")) for s, t in tfds_local.as_numpy(dataset)]
-        texts[split] = _unzipped(pairs, f"{name} {split}")
+        texts[split] = _unzipped(pairs, f"argument --tfds or `tfds_name`: {name} {split}")
     return texts

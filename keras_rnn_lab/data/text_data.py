@@ -11,14 +11,16 @@ here ever downloads (`download=False`, no GCS).  TFDS text corpora such as
 tiny_shakespeare hold one example per split with the whole text in "text".
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_rnn_lab.data import CORPORA
+from keras_rnn_lab.data.text_files import read_text
 from keras_rnn_lab.data.tfds_local import default_data_dir, load_prepared
+from keras_rnn_lab.errors import UsageError
+
+TEXT_ARGUMENT = "--text or `text_path`"  # char_lm's flag, and load_text's argument
 
 
 class KerasRnnLabSonnets(tfds.core.GeneratorBasedBuilder):
@@ -61,10 +63,11 @@ def load_text(text_path=None, tfds_name=None, data_dir=None, split="train"):
     if text_path is not None and tfds_name is not None:
         raise ValueError(f"Pass `text_path` or `tfds_name`, not both; received {text_path!r} and {tfds_name!r}.")
     if text_path is not None:
-        if not os.path.isfile(text_path):
-            raise ValueError(f"Argument `text_path`: no such file {text_path!r}.")
-        with open(text_path, encoding="utf-8") as handle:
-            text = handle.read()
+        text = read_text(text_path, TEXT_ARGUMENT)
+        if not text:
+            raise UsageError(
+                f"argument {TEXT_ARGUMENT}: {str(text_path)!r} is empty; expected a few characters at least"
+            )
         source = text_path
     elif tfds_name is not None:
         text = _tfds_text(tfds_name, data_dir or default_data_dir(), split)

@@ -8,6 +8,8 @@ recipe that never reads TFDS never loads it.
 
 import os
 
+from keras_rnn_lab.errors import UsageError
+
 
 def default_data_dir():
     """Where prepared datasets live: $KERAS_RNN_LAB_DATA, else
@@ -28,9 +30,10 @@ def load_prepared(name, split, data_dir=None, what="", hint="", **load_options):
         return tfds.load(name, split=split, data_dir=data_dir, download=False, **load_options)
     except Exception as err:  # TFDS raises several types for "not prepared here"
         expected = f" {what}" if what else ""
-        raise ValueError(
-            f"Argument `tfds_name`: could not load {name!r} split {split!r}{expected} from {data_dir!r} without "
-            f"downloading ({type(err).__name__}: {err}).{' ' + hint if hint else ''}"
+        reason = (str(err).strip().splitlines() or [""])[0]  # TFDS's first line says it; the rest is advice to download
+        raise UsageError(
+            f"argument --tfds (`tfds_name`): could not load {name!r} split {split!r}{expected} from {data_dir!r} "
+            f"without downloading ({type(err).__name__}: {reason}).{' ' + hint if hint else ''}"
         ) from None
 
 

@@ -18,19 +18,32 @@ highest numbered version).  Loading needs TensorFlow only:
     served = tf.saved_model.load("OUT/1")
     served.signatures["serving_default"](text=tf.constant(["a fine film"]))
 
-The export is written to a temporary directory beside OUT and renamed into
-place: an export that fails half-way never replaces a good one, and a
-non-empty OUT is only replaced with `overwrite=True`.
+The export is written to a hidden directory beside OUT (`.OUT.export-*`)
+and renamed into place: an export that fails half-way (an error, Ctrl-C)
+never replaces a good one and leaves nothing behind, and a non-empty OUT is
+only replaced with `overwrite=True`.  OUT gets the usual mode for the umask
+(0o755 under umask 022), so a server running as another user can read it.
+A process killed outright (SIGKILL, SIGTERM) cleans nothing up: the next
+export to OUT warns about what was left (see `_warn_about_leftovers`).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
-import tempfile
+import signal
+import threading
+import warnings
 
 import keras
 import tensorflow as tf
+
+from keras_rnn_lab.errors import UsageError
+from keras_rnn_lab.output_paths import check_writable_parent
+from keras_rnn_lab.training import model_files
+from keras_rnn_lab.training.command_line import usage_errors
 
 SAVED_MODEL_VERSION = 1  # TensorFlow Serving's numbered version directory
 KERAS_FILE = "model.keras"
@@ -83,79 +96,184 @@ def _input_name(tensor):
     return tensor.name.split(":")[0].replace("/", "_")
 
 
-def check_target(out_dir, overwrite):
-    """Refuse a non-empty `out_dir` unless `overwrite`."""
+def check_target(out_dir, overwrite, argument="--out"):
+    """Refuse `out_dir` before any work: a file, a non-empty directory unless
+    `overwrite`, or a place this process cannot write (`UsageError`, a
+    ValueError, naming `argument`)."""
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError(f"Argument `out_dir` must be a path; received {out_dir!r} of type {type(out_dir).__name__}.")
     if os.path.exists(out_dir):
         if not os.path.isdir(out_dir):
-            raise ValueError(f"Argument `out_dir` must be a directory; {str(out_dir)!r} is a file.")
-        if os.listdir(out_dir) and not overwrite:
-            raise ValueError(
+            raise UsageError(f"Argument `out_dir` must be a directory; {str(out_dir)!r} is a file.")
+        try:
+            entries = os.listdir(out_dir)
+        except OSError as error:
+            raise UsageError(
+                f"argument {argument}: cannot read {str(out_dir)!r} ({error.strerror}); "
+                "expected a directory you can read and write"
+            ) from None
+        if entries and not overwrite:
+            raise UsageError(
                 f"Argument `out_dir`: {str(out_dir)!r} exists and is not empty; pass overwrite=True "
                 "(--overwrite) to replace it, or choose a new directory."
             )
+    # OUT is renamed into place (and an old OUT aside) in its parent: that parent must be writable.
+    check_writable_parent(out_dir, argument, kind="directory")
 
 
 def export_saved_model(model, endpoints, out_dir, overwrite=False, keras_copy=True):
     """Write `endpoints` (name -> Endpoint) of `model` as a SavedModel in
     OUT/1 (and `model` itself as OUT/model.keras); returns OUT/1.
 
-    Nothing at `out_dir` changes until the whole export has been written.
+    Nothing at `out_dir` changes until the whole export has been written;
+    an export that fails (or is interrupted) leaves no staging directory.
     """
-    check_target(out_dir, overwrite)
+    check_target(out_dir, overwrite, argument="`out_dir`")
     if not endpoints:
         raise ValueError("Argument `endpoints` must name at least one serving function; received none.")
     out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.export-", dir=parent)
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    _warn_about_leftovers(out_dir)
+    staging = None
     try:
+        with _interrupts_deferred():  # so that `staging` is set before a Ctrl-C can land
+            staging = _make_staging_dir(out_dir)
         archive = keras.export.ExportArchive()
         archive.track(model)
         for name, endpoint in endpoints.items():
             archive.add_endpoint(name, endpoint.fn, input_signature=endpoint.input_signature)
         archive.write_out(os.path.join(staging, str(SAVED_MODEL_VERSION)), verbose=False)
         if keras_copy:
-            model.save(os.path.join(staging, KERAS_FILE))
-        _replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # only left if the export failed
+            model_files.save_model(model, os.path.join(staging, KERAS_FILE))  # keeps the recipe record
+        with _interrupts_deferred():
+            _replace(staging, out_dir)
+    except BaseException:  # KeyboardInterrupt too: the partial export goes, OUT stays as it was
+        if staging is not None:
+            with _interrupts_deferred():
+                _remove_tree(staging)  # gone already if only the old OUT's removal failed
+        raise
     return os.path.join(out_dir, str(SAVED_MODEL_VERSION))
 
 
 def _replace(staging, out_dir):
-    """Move `staging` to `out_dir`, the old `out_dir` aside until the new one is in place."""
-    old = None
-    if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
-        os.rmdir(old)
-        os.rename(out_dir, old)
+    """Move `staging` to `out_dir`, the old `out_dir` aside until the new one is in place.
+
+    Call it with interrupts deferred: a Ctrl-C between the two renames would
+    leave OUT missing and the previous export only in `.OUT.old-*`.
+    """
+    if not os.path.lexists(out_dir):
+        os.rename(staging, out_dir)
+        return
+    old = _sibling(out_dir, "old")
+    os.rename(out_dir, old)
     try:
         os.rename(staging, out_dir)
-    except BaseException:
-        if old is not None:
+    except BaseException as error:
+        try:
             os.rename(old, out_dir)  # put the previous export back
+        except OSError as restore_error:
+            raise OSError(
+                f"could not move the previous export back to {out_dir!r} ({restore_error.strerror}); "
+                f"it is kept in {old!r}"
+            ) from error
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _remove_tree(old)  # the new export is in place: a failure here is only a warning
+
+
+def _sibling(out_dir, tag):
+    # `.OUT.TAG-PID-RANDOM`: hidden, beside OUT (a rename within one directory
+    # cannot cross file systems, so it is atomic), naming the process that made it.
+    parent, base = os.path.split(out_dir)
+    return os.path.join(parent, f".{base}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _make_staging_dir(out_dir):
+    for _ in range(100):
+        staging = _sibling(out_dir, "export")
+        try:
+            # Mode 0o777 less the umask, as os.makedirs gives: tempfile.mkdtemp's
+            # 0o700 would stay on OUT after the rename, unreadable to a server
+            # running as another user.
+            os.mkdir(staging)
+            return staging
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unused staging directory name beside {out_dir!r} after 100 tries")
+
+
+def _remove_tree(path):
+    """Remove the directory `path` if it is there; a failure is a warning, not
+    an error, so that it neither hides the export's own error nor fails an
+    export that is already in place."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        warnings.warn(f"could not remove {path!r} ({error}); remove it by hand", RuntimeWarning, stacklevel=3)
+
+
+def _warn_about_leftovers(out_dir):
+    """Warn about `.OUT.export-*` and `.OUT.old-*` beside `out_dir`.
+
+    Only a process killed outright (SIGKILL, SIGTERM's default action, a
+    power cut) leaves them, since every error and Ctrl-C is cleaned up.
+    They are named, not removed: nothing in a name tells a dead export from
+    one running now in another process or on another machine sharing the
+    disk (removing its staging directory would break it), and an `.old-*`
+    may hold the only copy of the previous export (killed between the two
+    renames of `_replace`).  A person can tell; a heuristic could lose data.
+    """
+    parent, base = os.path.split(out_dir)
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    left = sorted(name for name in names if name.startswith((f".{base}.export-", f".{base}.old-")))
+    if left:
+        warnings.warn(
+            f"left in {parent!r} by an export to {base!r} that was killed, or used by one still running: "
+            f"{', '.join(left)} (an .old-* directory holds the export that was there before); "
+            "remove them once no such export is running.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) back until the block is done, then deliver it.
+
+    Renames half made or a tree half removed are what an interrupt would
+    leave otherwise.  Python runs signal handlers in the main thread only, so
+    elsewhere (or with a handler set outside Python) this changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # to the handler that was there: KeyboardInterrupt by default
 
 
 def export_command(argv, prog, load_model, endpoints):
     """`python -m recipes.NAME export --model PATH --out DIR [--overwrite]`:
-    load the .keras model, build its endpoints, export; returns the SavedModel path."""
-    parser = argparse.ArgumentParser(prog=f"{prog} export", description="Export a trained model as a SavedModel.")
+    load the .keras model (`load_model(path)`, which refuses another recipe's),
+    build its endpoints, export; returns the SavedModel path.  `prog` names the
+    command as typed."""
+    parser = argparse.ArgumentParser(prog=prog, description="Export a trained model as a SavedModel.")
     parser.add_argument("--model", required=True, help="a .keras file saved by training (--out)")
     parser.add_argument("--out", required=True, help="the export directory (TensorFlow Serving's base path)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     args = parser.parse_args(argv)
-    if not os.path.isfile(args.model):
-        parser.error(f"argument --model: no such file: {args.model!r}")
-    try:
+    with usage_errors(parser):  # no such model, another recipe's model, an --out we cannot write: exit 2
         check_target(args.out, args.overwrite)
-    except ValueError as error:
-        parser.error(str(error))
-    model = load_model(args.model)
+        model = load_model(args.model)
     served = endpoints(model)
     path = export_saved_model(model, served, args.out, overwrite=args.overwrite)
     print(f"exported the signatures {sorted(served)} to {path}")

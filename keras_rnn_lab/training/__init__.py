@@ -2,7 +2,8 @@
 
 config          TrainingConfig (the shared fields, checked once), config_from_preset
 recipe          Recipe, the one contract between a recipe and its consumers; find(name)
-command_line    the common flags, argparse types, usage errors
+command_line    the common flags, argparse types, usage errors, run_command (every entry point)
+model_files     .keras files that record their recipe, saved atomically, checked on load
 callbacks       stop_early, StopAt, ResetStates
 optimizers      make_optimizer (with clipping), compile_for_classes
 initializers    the lecture's initialisation, ForgetGateBias
@@ -22,10 +23,14 @@ from keras_rnn_lab.training.command_line import (
     keras_path,
     positive_float,
     positive_int,
+    program,
+    run_command,
+    seed,
     setting,
+    typed_as,
     usage_errors,
 )
-from keras_rnn_lab.training.config import TRAINING_FIELDS, TrainingConfig, config_from_preset
+from keras_rnn_lab.training.config import TRAINING_FIELDS, TrainingConfig, check_seed, config_from_preset
 from keras_rnn_lab.training.initializers import (
     INITIALISATIONS,
     LECTURE_STDDEV,
@@ -59,10 +64,15 @@ __all__ = [
     "keras_path",
     "positive_float",
     "positive_int",
+    "program",
+    "run_command",
+    "seed",
     "setting",
+    "typed_as",
     "usage_errors",
     "TRAINING_FIELDS",
     "TrainingConfig",
+    "check_seed",
     "config_from_preset",
     "INITIALISATIONS",
     "LECTURE_STDDEV",

@@ -1,8 +1,11 @@
 """Callbacks the recipes train with: early stopping with the lecture's defaults,
 a stop once a task is solved, and the state reset of truncated BPTT."""
 
+import math
+
 import keras
 
+from keras_rnn_lab.errors import RunError
 from keras_rnn_lab.training import runs
 
 
@@ -14,8 +17,9 @@ def stop_early(monitor="val_loss", patience=3, reduce_lr_patience=None, mode="au
     flat epochs (a smaller step often finds more); with `stop_at`, also stop as
     soon as `monitor` reaches that value (a task solved needs no more epochs).
     A batch whose loss is NaN or infinite (exploding gradients) ends training
-    at once (`TerminateOnNaN`); the best epoch's weights are still restored."""
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    at once (`StopOnDivergence`, which also says where); the best epoch's
+    weights are still restored."""
+    callbacks = [StopOnDivergence()]
     if reduce_lr_patience is not None:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.3, patience=reduce_lr_patience)
@@ -29,6 +33,38 @@ def stop_early(monitor="val_loss", patience=3, reduce_lr_patience=None, mode="au
     # Inside an active run directory (keras-rnn-lab train --run-dir), every fit
     # also checkpoints, logs and can resume; first, so a restored epoch counts.
     return runs.active_callbacks(monitor, mode) + callbacks
+
+
+class StopOnDivergence(keras.callbacks.TerminateOnNaN):
+    """`TerminateOnNaN` that remembers where: `diverged` is None, or
+    (epoch, batch, loss) of the first non-finite batch loss (epoch and batch
+    1-based).  `check_diverged` turns it into the run's error."""
+
+    def on_train_begin(self, logs=None):
+        self.diverged = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and self.diverged is None and not math.isfinite(float(loss)):
+            self.diverged = (self._epoch + 1, batch + 1, float(loss))
+        super().on_batch_end(batch, logs)
+
+
+def check_diverged(callbacks, config=None):
+    """A RunError if a `StopOnDivergence` among `callbacks` saw a non-finite
+    loss: a diverged fit must not be reported (or saved) as a result."""
+    for callback in callbacks:
+        if isinstance(callback, StopOnDivergence) and getattr(callback, "diverged", None):
+            epoch, batch, loss = callback.diverged
+            rate = f" at learning rate {config.learning_rate:g}" if getattr(config, "learning_rate", None) else ""
+            raise RunError(
+                f"training diverged: the loss became {loss} in epoch {epoch}, batch {batch}{rate}; no result is "
+                "reported or saved. Lower --learning-rate, or clip the gradients (--clipnorm 1)."
+            )
 
 
 class StopAt(keras.callbacks.Callback):

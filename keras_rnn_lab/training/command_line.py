@@ -1,12 +1,87 @@
 """The command line every recipe shares: the common flags (same meaning in every
-recipe), argparse types that say what arrived, and bad values as usage errors
-(exit 2) before any training starts."""
+recipe), argparse types that say what arrived, bad values as usage errors
+(exit 2) before any training starts, and `run_command`, which every entry
+point runs its `main` through so that a user's mistake is one or two lines,
+never a traceback (keras_rnn_lab.errors)."""
 
 import argparse
 import ast
 import contextlib
+import math
+import os
+import sys
+import traceback
 
+from keras_rnn_lab.errors import UsageError, UserError
 from keras_rnn_lab.layers import RECURRENT_LAYERS
+from keras_rnn_lab.output_paths import check_writable_parent
+
+DEBUG_VARIABLE = "KERAS_RNN_LAB_DEBUG"  # =1: tracebacks too, like --debug
+_TYPED_AS = []  # how the user typed the running command, innermost last (see `program`)
+
+
+@contextlib.contextmanager
+def typed_as(label):
+    """Inside it, `program(...)` is `label`: `keras-rnn-lab train parity` names
+    its usage errors as typed, not as `python -m recipes.parity`."""
+    _TYPED_AS.append(label)
+    try:
+        yield label
+    except Exception as error:
+        if not hasattr(error, "command"):
+            error.command = label  # run_command names the command the error came from
+        raise
+    finally:
+        _TYPED_AS.pop()
+
+
+def program(default):
+    """The command's name for argparse's `prog` and for error lines: as typed
+    (`typed_as`), else `default` (e.g. "python -m recipes.parity export")."""
+    return _TYPED_AS[-1] if _TYPED_AS else default
+
+
+def debugging(argv):
+    """(whether tracebacks are wanted: --debug or KERAS_RNN_LAB_DEBUG=1, argv without --debug)."""
+    wanted = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+    return wanted, [a for a in argv if a != "--debug"]
+
+
+def run_command(main, label, argv=None):
+    """Run `main(argv)` as a command and return its exit status: 0, or a
+    UserError's (2 usage, 1 runtime) printed as `LABEL: error: MESSAGE`;
+    argparse's own exits pass through.  Any other exception is printed as
+    one line too, with how to see its traceback (--debug)."""
+    debug, argv = debugging(sys.argv[1:] if argv is None else list(argv))
+    label = program(label)
+    try:
+        main(argv)
+    except SystemExit as exit:  # argparse's usage errors (2) and --help (0)
+        return exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    except UserError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"{getattr(error, 'command', label)}: error: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print(f"{label}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        label = getattr(error, "command", label)
+        print(f"{label}: error: {_describe(error)}", file=sys.stderr)
+        print(f"{label}: (rerun with --debug, or {DEBUG_VARIABLE}=1, for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(error):
+    """One line for an exception nobody turned into a UserError."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {error.filename!r}"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no message'}"
 
 
 def add_common_arguments(parser, presets):
@@ -17,7 +92,7 @@ def add_common_arguments(parser, presets):
     parser.add_argument("--epochs", type=positive_int, help="training epochs")
     parser.add_argument("--batch-size", dest="batch_size", type=positive_int, help="batch size")
     parser.add_argument("--learning-rate", dest="learning_rate", type=positive_float, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, help="random seed (weights, data order, sampling)")
+    parser.add_argument("--seed", type=seed, help="random seed (weights, data order, sampling)")
     parser.add_argument(
         "--builtin", action="store_true", default=None, help="use Keras's built-in layer instead of ours (comparisons)"
     )
@@ -69,8 +144,19 @@ def positive_int(text):
 
 
 def positive_float(text):
-    """argparse type: a number > 0, or a usage error saying what arrived."""
-    return _positive(text, float, "a positive number")
+    """argparse type: a finite number > 0, or a usage error saying what arrived."""
+    return _positive(text, float, "a finite positive number")
+
+
+def seed(text):
+    """argparse type: an int in [0, 2**32 - 1] (what NumPy and TensorFlow accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**32 - 1]; received {text!r}")
+    return value
 
 
 def _positive(text, kind, expected):
@@ -78,15 +164,21 @@ def _positive(text, kind, expected):
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or not value > 0:
+    if value is None or not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected {expected}; received {text!r}")
     return value
 
 
 def keras_path(text):
-    """argparse type: a path ending in .keras (Keras's saving format)."""
+    """argparse type: a path ending in .keras (Keras's saving format) that can
+    be written (missing directories are created when the model is saved):
+    checked now, before any training, not after it."""
     if not text.endswith(".keras"):
         raise argparse.ArgumentTypeError(f"expected a path ending in .keras; received {text!r}")
+    try:
+        check_writable_parent(text, "--out")
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("argument --out: ")) from None
     return text
 
 
@@ -103,7 +195,7 @@ def usage_errors(parser):
 def comma_list(kind=str, choices=None, minimum=None, distinct=False, example=None):
     """argparse type for a comma-separated list: "0,1,2" -> [0, 1, 2].
 
-    Each item is converted by `kind` (str, int, float) and must be one of
+    Each item is converted by `kind` (str, int, float; non-finite floats are refused) and must be one of
     `choices` (when given) and >= `minimum` (when given); `distinct` forbids
     repeats.  Anything else is a usage error saying what was expected, with
     `example` (e.g. "0,1,2") as the model to follow.
@@ -121,6 +213,8 @@ def comma_list(kind=str, choices=None, minimum=None, distinct=False, example=Non
         try:
             values = [kind(part.strip()) for part in text.split(",")]  # an empty item is not a value
         except ValueError:
+            values = []
+        if any(isinstance(value, float) and not math.isfinite(value) for value in values):
             values = []
         ok = (
             bool(values)

@@ -52,15 +52,24 @@ class TrainingConfig(Regularisation):
             check_positive_int(name, getattr(self, name))
         if not isinstance(self.builtin, bool):
             raise TypeError(f"Argument `builtin` must be True or False; received {self.builtin!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise TypeError(
-                f"Argument `seed` must be an int; received {self.seed!r} of type {type(self.seed).__name__}."
-            )
+        check_seed(self.seed)
         self.learning_rate = check_learning_rate(self.learning_rate)
         self.clipnorm, self.clipvalue = check_clipping(self.clipnorm, self.clipvalue)  # floats, or None
         for name in ("dropout", "recurrent_dropout"):
             check_rate(name, getattr(self, name))
         check_penalties(self)
+
+
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+
+
+def check_seed(seed, name="seed"):
+    """`seed` as an int in [0, 2**32 - 1]; an error naming `name` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"Argument `{name}` must be an int; received {seed!r} of type {type(seed).__name__}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"Argument `{name}` must be an int in [0, 2**32 - 1]; received {seed}.")
+    return int(seed)
 
 
 def config_from_preset(config_class, presets, preset, settings=None, **overrides):

@@ -19,30 +19,62 @@ on two machines (or two processes on 127.0.0.1):
 Worker 0 is the chief: it writes the metrics CSV and the model; the others
 write theirs beside it (`-worker1` ...), which is also how the test checks
 that the weights agree.
+
+Before building MultiWorkerMirroredStrategy, `make_strategy` waits for the
+other workers (`keras_rnn_lab.training.peers`: at most `peer_timeout`
+seconds, 60 unless --peer-timeout or KERAS_RNN_LAB_PEER_TIMEOUT says
+otherwise) and raises a RunError naming those it could not reach.
 """
 
 import csv
 import json
 import os
 
-import keras
 import tensorflow as tf
+
+from keras_rnn_lab.errors import UsageError
+from keras_rnn_lab.training import model_files
+from keras_rnn_lab.training.peers import (  # noqa: F401  (the multi-worker API, here too)
+    DEFAULT_PEER_TIMEOUT,
+    PEER_TIMEOUT_VARIABLE,
+    STRATEGY_START,
+    TF_CONFIG_EXAMPLE,
+    Cluster,
+    peer_timeout_seconds,
+    read_tf_config,
+    unreachable_message,
+    wait_for_peers,
+    watchdog,
+)
 
 STRATEGIES = ("mirrored", "multi-worker")
 
 
-def make_strategy(name):
-    """The tf.distribute strategy `name` ("mirrored" or "multi-worker")."""
+def make_strategy(name, peer_timeout=None):
+    """The tf.distribute strategy `name` ("mirrored" or "multi-worker").
+
+    "multi-worker" reads the cluster from TF_CONFIG (`read_tf_config`), waits
+    up to `peer_timeout` seconds (`peer_timeout_seconds`) for the other
+    workers and raises RunError naming those it could not reach.
+    """
     if name not in STRATEGIES:
-        raise ValueError(f"Argument `strategy` must be one of {STRATEGIES}; received {name!r}.")
+        raise UsageError(f"Argument `strategy` must be one of {STRATEGIES}; received {name!r}.")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
+    seconds = peer_timeout_seconds(peer_timeout)
     if "TF_CONFIG" not in os.environ:
-        raise ValueError(
+        raise UsageError(
             "Argument `strategy`: 'multi-worker' needs the TF_CONFIG environment variable (the cluster's workers "
-            "and this task's index); see keras_rnn_lab.training.distributed."
+            f"and this task's index), e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}'."
         )
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    cluster = read_tf_config()
+    if not cluster.peers:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    wait_for_peers(cluster, seconds)
+    # All peers answered a moment ago; should one vanish now, TensorFlow would wait for ever (see training.peers).
+    watch = max(seconds, STRATEGY_START)
+    with watchdog(watch, unreachable_message(cluster, watch, dict.fromkeys(cluster.peers, "answered, then went away"))):
+        return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def task_index():
@@ -123,7 +155,8 @@ def worker_path(path):
 
 
 def save(model, path):
-    """Every worker saves (collective reads need all of them); see worker_path."""
+    """Every worker saves (collective reads need all of them), atomically and
+    with the model's recipe recorded (`training.model_files`); see worker_path."""
     target = worker_path(path)
-    keras.saving.save_model(model, target)
+    model_files.save_model(model, target)
     return target

@@ -36,13 +36,14 @@ def check_clipping(clipnorm, clipvalue):
 
 
 def check_learning_rate(rate):
-    """A learning rate: a number > 0 (bools refused), as a float."""
+    """A learning rate: a finite number > 0 (bools refused), as a float (inf
+    passes `> 0` and turns the first step into NaN)."""
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
         raise TypeError(
-            f"Argument `learning_rate` must be a positive float; received {rate!r} of type {type(rate).__name__}."
+            f"Argument `learning_rate` must be a finite float > 0; received {rate!r} of type {type(rate).__name__}."
         )
-    if not rate > 0:
-        raise ValueError(f"Argument `learning_rate` must be a positive float; received {rate!r}.")
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"Argument `learning_rate` must be a finite float > 0; received {rate!r}.")
     return float(rate)
 
 

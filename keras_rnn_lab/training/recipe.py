@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 import keras
 
-from keras_rnn_lab.training.callbacks import stop_early
+from keras_rnn_lab.training import model_files, runs
+from keras_rnn_lab.training.callbacks import check_diverged, stop_early
 from keras_rnn_lab.training.config import config_from_preset
 
 
@@ -46,6 +47,9 @@ class Recipe:
     count_examples: Callable  # data -> int
     example_unit: str = "examples"  # what count_examples counts: strings, training days, ...
     callbacks: Callable = early_stopping_on_val_loss  # config -> list of keras callbacks
+    # The names its models get, a regular expression (default "NAME_.*"): how a
+    # model file saved before files recorded their recipe is recognised.
+    legacy_model_names: str = None
 
     @classmethod
     def of(cls, module_name, **declared):
@@ -76,18 +80,34 @@ class Recipe:
         `config.epochs`) with `callbacks` first (a tuner's) and then the
         recipe's own; returns the History.  `require_validation`: refuse data
         without a validation split (a search scores trials on val_loss)."""
+        model_files.tag(model, self.name)  # every file saved of it records the recipe
         arguments = {**self.fit_arguments(config, model, data), **fit_overrides}
         if require_validation and arguments.get("validation_data") is None:
             raise ValueError(
                 f"A search needs validation data: this {self.name} Config holds out none "
                 "(choose a preset or settings with a validation split)."
             )
-        return model.fit(
+        kept = runs.kept_history(model, epochs or config.epochs)  # a rerun asking for no more epochs than done
+        if kept is not None:
+            return kept
+        own_callbacks = self.callbacks(config)
+        history = model.fit(
             epochs=epochs or config.epochs,
-            callbacks=[*callbacks, *self.callbacks(config)],
+            callbacks=[*callbacks, *own_callbacks],
             verbose=verbose,
             **arguments,
         )
+        check_diverged(own_callbacks, config)
+        return history
+
+    def save_model(self, model, path):
+        """Save `model` at `path` (.keras, atomically), recording this recipe."""
+        return model_files.save_model(model, path, self.name)
+
+    def load_model(self, path, argument="--model", **load_arguments):
+        """The model at `path` once it proves to be this recipe's (else a
+        UsageError naming `argument`); see `training.model_files`."""
+        return model_files.load_recipe_model(path, self.name, self.legacy_model_names, argument, **load_arguments)
 
     def train_new_model(self, config, data=None, callbacks=(), verbose=0):
         """A recipe's training from scratch: the seed, the data (loaded unless

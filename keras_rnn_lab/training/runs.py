@@ -5,66 +5,279 @@
 While a `RunDirectory` is active (`with runs.active(RunDirectory(path)):`),
 every Config a recipe resolves is recorded and every `model.fit` whose
 callbacks come from `training.stop_early` (every recipe's) also records,
-per model (models are told apart by name):
+per model (models are told apart by name; a second model of the same name in
+one run gets NAME-2, and so on):
 
-    PATH/config.json            the resolved Config(s), as JSON
-    PATH/NAME/metrics.csv       loss and metrics per epoch (a resumed fit appends; a new one starts it again)
+    PATH/config.json            the latest command's resolved Config(s), as JSON
+    PATH/run.lock               the lock: the process using the directory
+    PATH/NAME/metrics.csv       loss and metrics per epoch (a resumed fit appends)
     PATH/NAME/best.keras        the model at its best epoch (the stop's monitor)
     PATH/NAME/last.keras        the model after its last finished epoch
     PATH/NAME/logs/             TensorBoard logs (tensorboard --logdir PATH)
     PATH/NAME/loss.png          training against validation loss, overfitting marked
     PATH/backup/NAME/           keras.callbacks.BackupAndRestore's state while fitting
 
-Rerunning the same command after a kill continues from the last finished
-epoch (weights, optimizer state and epoch number come back; early stopping's
-patience count starts again).  Vocabularies live inside the `.keras` models.
+Rules that keep a run's work safe:
+
+* One process at a time: the first one locks `run.lock` (an OS lock, so a
+  killed process's lock is free again and the next run takes it over);
+  another process gets a RunError naming the holder.
+* Rerunning the same command after a kill continues from the last finished
+  epoch (weights, optimizer state and epoch number come back; early
+  stopping's patience count starts again).  The configuration must match
+  config.json (the number of epochs may change): otherwise a RunError lists
+  the fields that differ.  `fresh=True` (`--fresh`) empties the directory first.
+* A rerun that asks for no more epochs than were done, or reruns a finished
+  fit, trains nothing: the model gets its best epoch's weights from
+  best.keras, its history comes from metrics.csv, and every file is kept.
+* A damaged checkpoint is a RunError naming the file, with the command that
+  starts again.  Models are written atomically (`training.model_files`).
+
+Nothing is created until the first Config is recorded (a usage error or
+`--help` leaves no directory behind), and a directory this run created is
+removed again if no fit began in it.
 """
 
 import contextlib
 import csv
 import dataclasses
 import json
+import math
 import os
+import shutil
+import socket
+import time
 
 import keras
 
+from keras_rnn_lab.errors import RunError
+from keras_rnn_lab.training import model_files
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (documented in the README)
+    fcntl = None
+
 _ACTIVE = []  # the active RunDirectory, innermost last
+LOCK_FILE = "run.lock"
+CONFIG_FILE = "config.json"
+UNCOMPARED_FIELDS = ("epochs",)  # a rerun may ask for more (or fewer) epochs of the same run
 
 
 class RunDirectory:
-    """One training run's directory (created if missing)."""
+    """One training run's directory (created when the first Config is recorded).
 
-    def __init__(self, path):
+    recipe: recorded in the models it saves; fresh: empty it first;
+    command: the command line that starts it again, for error messages."""
+
+    def __init__(self, path, recipe=None, fresh=False, command=None):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(
                 f"Argument `path` must be a directory path; received {path!r} of type {type(path).__name__}."
             )
         self.path = os.fspath(path)
-        os.makedirs(self.path, exist_ok=True)
+        self.recipe, self.fresh = recipe, fresh
+        self.command = command or f"the same command with --fresh (or another run directory than {self.path!r})"
+        self._lock = None
+        self._created = None
+        self._recorded = None  # config.json's entries when this run opened the directory
+        self._entries = []  # the Configs this run recorded, in order
+        self._folders = {}  # id(model) -> its folder name
+        self.fits_began = False
+        self.fitted = set()  # folders fitted by this process
+
+    # --- opening, locking, closing -------------------------------------------
+    def open(self):
+        """Create and lock the directory (once); a RunError if another process holds it."""
+        if self._lock is not None:
+            return
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunError(f"run directory {self.path!r} is a file; expected a directory (--run-dir)")
+        self._created = None  # the outermost directory this run creates, removed again if it fits nothing
+        top = os.path.abspath(self.path)
+        while not os.path.exists(top):
+            self._created, top = top, os.path.dirname(top)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"run directory {self.path!r} cannot be created: {error.strerror}") from None
+        self._lock = self._take_lock()
+        if self.fresh:
+            for name in os.listdir(self.path):
+                if name != LOCK_FILE:
+                    target = os.path.join(self.path, name)
+                    shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+        self._recorded = self._read_configs()
+
+    def _take_lock(self):
+        try:
+            handle = open(os.path.join(self.path, LOCK_FILE), "a+")
+        except OSError as error:
+            raise RunError(f"run directory {self.path!r}: cannot write its lock file: {error.strerror}") from None
+        handle.seek(0)
+        holder = handle.read().strip()
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise RunError(
+                    f"run directory {self.path!r} is in use by {holder or 'another process'}; wait for it to "
+                    "end, or choose another --run-dir"
+                ) from None
+        if holder:  # the OS freed the lock: its holder ended without releasing it (killed)
+            print(f"{self.path}: taking over the lock of {holder}, which is no longer running", flush=True)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        return handle
+
+    def close(self):
+        """Release the lock; remove the directory again if this run created it and fitted nothing."""
+        if self._lock is None:
+            return
+        self._lock.seek(0)
+        self._lock.truncate()  # kept, empty: removing a lock file others may hold open would split the lock
+        self._lock.close()  # closing releases the OS lock
+        self._lock = None
+        if self._created is not None and not self.fits_began:
+            shutil.rmtree(self._created, ignore_errors=True)
+
+    # --- configs --------------------------------------------------------------
+    def _read_configs(self):
+        file = os.path.join(self.path, CONFIG_FILE)
+        if not os.path.exists(file):
+            return []
+        try:
+            with open(file, encoding="utf-8") as handle:
+                configs = json.load(handle)
+            if not isinstance(configs, list):
+                raise ValueError("expected a list of configurations")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RunError(f"{file!r} is damaged ({error}); start again with: {self.command}") from None
+        return configs
 
     def record_config(self, config):
-        """Add `config` (a dataclass) to PATH/config.json, once."""
-        file = os.path.join(self.path, "config.json")
-        configs = json.load(open(file)) if os.path.exists(file) else []
+        """Add `config` (a dataclass) to PATH/config.json; a RunError when it
+        differs from the configuration recorded there in the same place."""
         entry = {"class": f"{type(config).__module__}.{type(config).__qualname__}", **dataclasses.asdict(config)}
         entry = json.loads(json.dumps(entry, default=str))  # tuples -> lists, as they read back
-        if entry not in configs:
-            configs.append(entry)
-            with open(file, "w") as handle:
-                json.dump(configs, handle, indent=2)
+        if entry in self._entries:
+            return
+        self.open()
+        index = len(self._entries)
+        if index < len(self._recorded):
+            self._check_same(self._recorded[index], entry)
+        self._entries.append(entry)
+        configs = self._entries + self._recorded[len(self._entries) :]
+        _write_atomically(os.path.join(self.path, CONFIG_FILE), json.dumps(configs, indent=2))
+
+    def _check_same(self, recorded, entry):
+        keys = [k for k in {**recorded, **entry} if k not in UNCOMPARED_FIELDS]
+        differ = [k for k in keys if recorded.get(k) != entry.get(k)]
+        if differ:
+            shown = ", ".join(f"{k} {recorded.get(k)!r} there, {entry.get(k)!r} now" for k in differ[:6])
+            more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
+            raise RunError(
+                f"run directory {self.path!r} holds a run with another configuration ({shown}{more}); rerun with its "
+                f"settings to resume it, start again with --fresh, or choose another --run-dir"
+            )
+
+    # --- per model ------------------------------------------------------------
+    def folder_for(self, model):
+        """This run's folder name for `model`: its name, NAME-2 for a second model of that name."""
+        key = id(model)
+        if key not in self._folders:
+            taken = {name for _, name in self._folders.values()}
+            name, n = model.name, 1
+            while name in taken:
+                n += 1
+                name = f"{model.name}-{n}"
+            self._folders[key] = (model, name)  # the model kept alive, so its id is never reused
+        return self._folders[key][1]
 
     def callbacks(self, monitor="val_loss", mode="auto"):
         return [RunRecorder(self, monitor, mode)]
 
+    def kept_history(self, model, epochs):
+        """None when `model` should be fitted; else, after loading its best
+        weights from an earlier process's run of it, a History of the epochs
+        that run recorded (a rerun asking for no more epochs than done, or a
+        finished fit)."""
+        name = self.folder_for(model)
+        if self.fresh or name in self.fitted:
+            return None
+        folder, backup = os.path.join(self.path, name), os.path.join(self.path, "backup", name)
+        metrics_path, best = os.path.join(folder, "metrics.csv"), os.path.join(folder, "best.keras")
+        if os.path.exists(backup):
+            done = finished_epochs(backup, self.command)
+            if done < epochs:
+                return None  # a killed fit with epochs to go: BackupAndRestore resumes it
+            state = f"trained {done} epochs before it was stopped; --epochs {epochs} asks for no more"
+        elif os.path.exists(metrics_path) and os.path.exists(os.path.join(folder, "last.keras")):
+            done = len(read_metrics(metrics_path).get("epoch", []))
+            state = f"finished ({done} epochs) in an earlier run"
+        else:
+            return None
+        self.fitted.add(name)
+        if not os.path.exists(best):  # killed between two saves: the last epoch is the best there is
+            best = os.path.join(folder, "last.keras")
+        try:
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)  # so the saved optimizer state loads too
+            model.load_weights(best)
+        except Exception as error:
+            raise RunError(
+                f"{best!r} is damaged or holds another model ({_first_line(error)}); start again with: {self.command}"
+            ) from None
+        print(
+            f"{self.path}: {name} {state}: training nothing, using its best model ({best}); every file is kept "
+            "(--fresh trains again)",
+            flush=True,
+        )
+        history = keras.callbacks.History()
+        metrics = read_metrics(metrics_path) if os.path.exists(metrics_path) else {}
+        history.epoch = [int(e) for e in metrics.pop("epoch", [])]
+        history.history = metrics
+        history.set_model(model)
+        return history
+
+
+def finished_epochs(backup, command):
+    """The epochs a killed fit finished, from BackupAndRestore's state in `backup`
+    (a RunError naming the file when it is damaged)."""
+    file = os.path.join(backup, "training_metadata.json")
+    if not os.path.exists(file):
+        return 0
+    try:
+        with open(file, encoding="utf-8") as handle:
+            return int(json.load(handle)["epoch"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise RunError(f"{file!r} is damaged ({_first_line(error)}); start again with: {command}") from None
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _write_atomically(path, text):
+    temporary = f"{path}.partial"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
 
 @contextlib.contextmanager
 def active(run):
-    """Record into `run` (a RunDirectory) inside the `with` block."""
+    """Record into `run` (a RunDirectory) inside the `with` block; its lock is released at the end."""
     _ACTIVE.append(run)
     try:
         yield run
     finally:
         _ACTIVE.remove(run)
+        run.close()
 
 
 def current():
@@ -85,6 +298,17 @@ def record_config(config):
         run.record_config(config)
 
 
+def kept_history(model, epochs):
+    """The active run's `RunDirectory.kept_history` (None without an active run)."""
+    run = current()
+    return run.kept_history(model, epochs) if run is not None else None
+
+
+def _higher_is_better(monitor, mode):
+    # Keras's ModelCheckpoint rule for mode "auto": accuracies and AUCs are maximised.
+    return mode == "max" or (mode == "auto" and (monitor.endswith(("acc", "accuracy", "auc")) or "fmeasure" in monitor))
+
+
 class RunRecorder(keras.callbacks.Callback):
     """Backup and restore, CSV, TensorBoard, best and last models for the
     model it is given (see the module docstring); a loss plot at the end."""
@@ -96,19 +320,25 @@ class RunRecorder(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        self.folder = os.path.join(self.run.path, model.name)
+        self.run.open()
+        self.run.fits_began = True
+        name = self.run.folder_for(model)
+        self.run.fitted.add(name)
+        self.folder = os.path.join(self.run.path, name)
         os.makedirs(self.folder, exist_ok=True)
-        backup = os.path.join(self.run.path, "backup", model.name)
-        resuming = os.path.exists(backup)  # a killed fit left its state: continue its metrics too
+        self.backup = os.path.join(self.run.path, "backup", name)
+        metrics = os.path.join(self.folder, "metrics.csv")
+        done = finished_epochs(self.backup, self.run.command) if os.path.exists(self.backup) else None
+        if done is not None:
+            _keep_rows(metrics, done)  # a kill between the backup and the CSV row must not repeat or lose an epoch
+        kept = read_metrics(metrics).get(self.monitor, []) if done and os.path.exists(metrics) else []
+        self._diverged = False
+        self.best = (max if _higher_is_better(self.monitor, self.mode) else min)(kept) if kept else None
         self._inner = [
             # First: it sets the starting epoch before any other callback runs.
-            keras.callbacks.BackupAndRestore(backup),
-            keras.callbacks.CSVLogger(os.path.join(self.folder, "metrics.csv"), append=resuming),
+            keras.callbacks.BackupAndRestore(self.backup, double_checkpoint=True),
+            keras.callbacks.CSVLogger(metrics, append=done is not None),
             keras.callbacks.TensorBoard(os.path.join(self.folder, "logs")),
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(self.folder, "best.keras"), monitor=self.monitor, mode=self.mode, save_best_only=True
-            ),
-            keras.callbacks.ModelCheckpoint(os.path.join(self.folder, "last.keras")),
         ]
         for callback in self._inner:
             callback.set_model(model)
@@ -118,10 +348,54 @@ class RunRecorder(keras.callbacks.Callback):
         for callback in self._inner:
             callback.set_params(params)
 
+    def on_train_begin(self, logs=None):
+        try:
+            self._inner[0].on_train_begin(logs)
+        except Exception as error:  # truncated weights, a model that does not fit them
+            weights = os.path.join(self.backup, "latest.weights.h5")
+            raise RunError(
+                f"cannot resume from {weights!r}: it is damaged or holds another model ({_first_line(error)}); "
+                f"start again with: {self.run.command}"
+            ) from None
+        for callback in self._inner[1:]:
+            callback.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not all(math.isfinite(float(v)) for v in logs.values() if isinstance(v, (int, float))):
+            self._diverged = True  # keep the last good state and models; the fit reports the divergence
+            return
+        for callback in self._inner[1:]:  # CSV and TensorBoard
+            callback.on_epoch_end(epoch, logs)
+        recipe = self.run.recipe
+        model_files.save_model(self.model, os.path.join(self.folder, "last.keras"), recipe)
+        current = logs.get(self.monitor)
+        if current is not None:
+            better = self.best is None or (
+                current > self.best if _higher_is_better(self.monitor, self.mode) else current < self.best
+            )
+            if better:
+                self.best = current
+                model_files.save_model(self.model, os.path.join(self.folder, "best.keras"), recipe)
+        # The backup last: once it counts an epoch, everything else of that epoch is written
+        # (a kill before it trains the epoch again, and its metrics row is cut on resume).
+        self._inner[0].on_epoch_end(epoch, logs)
+
     def on_train_end(self, logs=None):
-        for callback in self._inner:
+        # A diverged fit keeps its backup (BackupAndRestore deletes it at the end of a fit).
+        for callback in self._inner[1:] if self._diverged else self._inner:
             callback.on_train_end(logs)
         plot_losses(os.path.join(self.folder, "metrics.csv"), os.path.join(self.folder, "loss.png"))
+
+
+def _keep_rows(metrics, count):
+    """Keep the header and the first `count` rows of a CSV file."""
+    if not os.path.exists(metrics):
+        return
+    with open(metrics, newline="") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    if len(lines) > count + 1:
+        _write_atomically(metrics, "".join(lines[: count + 1]))
 
 
 def _forward(name):
@@ -134,9 +408,7 @@ def _forward(name):
 
 
 for _hook in (
-    "on_train_begin",
     "on_epoch_begin",
-    "on_epoch_end",
     "on_train_batch_begin",
     "on_train_batch_end",
     "on_test_begin",

@@ -3,15 +3,14 @@
 command translates sentences with a saved model."""
 
 import argparse
-import os
+import importlib
 
-import keras
 import tensorflow as tf
 
 from keras_rnn_lab import decoding
 from keras_rnn_lab.data.sentence_pairs import END, START, padded, tokenize
 from keras_rnn_lab.decoding.stepping import attention_readout, cell_step
-from keras_rnn_lab.training import positive_int, usage_errors
+from keras_rnn_lab.training import positive_int, program, usage_errors
 
 
 class Translator:
@@ -101,16 +100,14 @@ class Translator:
 def translate_command(argv):
     """`python -m recipes.translation translate --model M.keras SENTENCE...`: print and return the translations."""
     parser = argparse.ArgumentParser(
-        prog="python -m recipes.translation translate", description="Translate sentences with a saved model."
+        prog=program("python -m recipes.translation translate"), description="Translate sentences with a saved model."
     )
     parser.add_argument("--model", required=True, help="a .keras file saved by training (--out)")
     parser.add_argument("--beam-width", dest="beam_width", type=positive_int, default=4, help="1 = greedy")
     parser.add_argument("sentences", nargs="+", help="sentences in the source language")
     args = parser.parse_args(argv)
-    with usage_errors(parser):
-        if not os.path.isfile(args.model):
-            raise ValueError(f"Argument --model: no such file {args.model!r}.")
-        translator = Translator(keras.saving.load_model(args.model))
+    with usage_errors(parser):  # no such file, not a translation model: exit 2
+        translator = Translator(importlib.import_module("recipes").find("translation").load_model(args.model))
     translations = translator.translate_batch([tokenize(s) for s in args.sentences], args.beam_width)
     for sentence, words in zip(args.sentences, translations):
         print(f"{sentence}\t{' '.join(words)}")
