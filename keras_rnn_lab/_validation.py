@@ -19,6 +19,18 @@ def check_positive_int(name, value):
     return int(value)
 
 
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+
+
+def check_seed(seed, name="seed"):
+    """`seed` as an int in [0, 2**32 - 1]; an error naming `name` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"Argument `{name}` must be an int; received {seed!r} of type {type(seed).__name__}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"Argument `{name}` must be an int in [0, 2**32 - 1]; received {seed}.")
+    return int(seed)
+
+
 def check_units(units):
     """`units` must be a positive Python int."""
     return check_positive_int("units", units)

@@ -86,6 +86,9 @@ def _dispatch(args, rest, parser):
             print(f"{name:<{width}}  {topology:<30}  {text}")
         return 0
     if args.command == "train" and any(a == "--strategy" or a.startswith("--strategy=") for a in rest):
+        for flag in ("--fresh", "--no-run-dir"):
+            if flag in rest:  # the distributed path has no resume, so neither has meaning there
+                parser.error(f"argument {flag}: not allowed with --strategy")
         return train_distributed(args.recipe, rest)
     if args.command == "train":
         recipe_arguments, run_dir, fresh = _pop_run_options(rest, parser, default=os.path.join("runs", args.recipe))

@@ -28,6 +28,13 @@ class UsageError(UserError, ValueError):
     exit_status = 2
 
 
+def first_line(error):
+    """The first line of an exception's message (its type's name when it has none):
+    what a one-line answer quotes of an error raised by Keras, h5py or the OS."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class RunError(UserError, RuntimeError):
     """The run cannot go on: locked or damaged run directory, NaN loss, peers unreachable (exit status 1)."""
 

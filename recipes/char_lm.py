@@ -289,12 +289,14 @@ def _train_truncated(config, data, model, out):
             f"{config.batch_size} streams; monitoring the training loss instead."
         )
     monitor = "val_loss" if validation is not None else "loss"
-    history = stateful.fit(
-        stream_dataset(stateful, data.train_text, config),
-        validation_data=validation,
-        epochs=config.epochs,
+    history = training.fit_checked(  # model.fit, with the run directory's rules (see Recipe.fit)
+        stateful,
+        config.epochs,
         # A fresh state each epoch and before validation, then the recipe's own callbacks.
-        callbacks=[training.ResetStates(), *training_callbacks(config, monitor)],
+        [training.ResetStates(), *training_callbacks(config, monitor)],
+        config,
+        x=stream_dataset(stateful, data.train_text, config),
+        validation_data=validation,
         shuffle=False,  # the windows must arrive in order for the state to carry over
         verbose=2,
     )
@@ -329,10 +331,16 @@ def _sample_command(argv):
     parser.add_argument("--samples", type=training.positive_int, default=1, help="how many samples")
     parser.add_argument("--seed", type=training.seed, default=0, help="same seed, same text")
     args = parser.parse_args(argv)
-    with training.usage_errors(parser):  # a file that is no char_lm model, a prime it cannot read: exit 2
+    if not args.prime:
+        parser.error("argument --prime: expected some text to continue; received ''")
+    with training.usage_errors(parser):  # no such file, not a char_lm model: exit 2
         generator = TextGenerator(load(args.model))
-        texts = generator(args.prime, args.length, args.temperature, args.top_k, args.seed, args.samples)
-    for text in texts:
+        if args.top_k is not None and args.top_k > int(generator.vocabulary.shape[0]):
+            raise ValueError(
+                f"argument --top-k: expected at most the model's {int(generator.vocabulary.shape[0])} characters; "
+                f"received {args.top_k}"
+            )
+    for text in generator(args.prime, args.length, args.temperature, args.top_k, args.seed, args.samples):
         print(text, end="\n\n")
     return 0
 

@@ -59,6 +59,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     comma_list,
     common_overrides,
     config_from_preset,
+    fit_checked,
     initialisation,
     make_optimizer,
     positive_int,
@@ -238,12 +239,15 @@ def train(config, verbose=0):
     data = load_data(config)
     model = build_model(config)
     callbacks = stop_early("val_accuracy", config.patience, mode="max", min_delta=0.01, stop_at=config.solved_accuracy)
-    history = model.fit(
-        *data["train"],
+    history = fit_checked(  # model.fit, with the run directory's rules (see Recipe.fit)
+        model,
+        config.epochs,
+        callbacks,
+        config,
+        x=data["train"][0],
+        y=data["train"][1],
         batch_size=config.batch_size,
-        epochs=config.epochs,
         validation_data=data["validation"],
-        callbacks=callbacks,
         verbose=verbose,
     )
     _, accuracy = model.evaluate(*data["validation"], batch_size=EVALUATION_BATCH_SIZE, verbose=0)

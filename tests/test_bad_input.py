@@ -41,6 +41,8 @@ def files(tmp_path_factory):
     paths["a_file"].write_text("")
     paths["folder"] = folder / "folder"
     paths["folder"].mkdir()
+    paths["keras_folder"] = folder / "folder.keras"
+    paths["keras_folder"].mkdir()
     (paths["folder"] / "inside").write_text("")
     paths["missing"] = folder / "missing.keras"
     paths["parity_model"] = folder / "parity.keras"
@@ -93,6 +95,9 @@ CASES = [
     (["train", "parity", "--out", "model.h5"], 2, "argument --out: expected a path ending in .keras"),
     (["train", "parity", "--out", "{a_file}/sub/p.keras"], 2, "is not a directory"),
     (["train", "parity", "--out", "{folder}"], 2, "expected a path ending in .keras"),
+    (["train", "parity", "--out", "{keras_folder}"], 2, "is a directory; expected the path of a file"),
+    (["train", "parity", "--strategy", "mirrored", "--fresh"], 2, "argument --fresh: not allowed with --strategy"),
+    (["sample", "--model", "{parity_model}", "--prime", ""], 2, "argument --prime: expected some text"),
     (["train", "parity", "--run-dir"], 2, "argument --run-dir: expected a directory; received None"),
     (["train", "parity", "--run-dir="], 2, "argument --run-dir: expected a directory; received ''"),
     (["train", "parity", "--no-run-dir", "--fresh"], 2, "argument --no-run-dir: not allowed with --run-dir or --fresh"),
@@ -201,10 +206,12 @@ def test_a_bad_tf_config_is_a_usage_error(tf_config, expected, tmp_path, monkeyp
 
 def test_debug_shows_the_traceback_too(files, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    argv = ["evaluate", "sentiment", "--model", str(files["parity_model"]), "--debug"]
-    assert command_line.run_command(cli.main, "keras-rnn-lab", argv) == 2  # argparse's usage error, so no traceback
-    assert command_line.run_command(cli.main, "keras-rnn-lab", ["sample", "--model", str(files["parity_model"])]) == 2
-    capsys.readouterr()
+    argv = ["evaluate", "sentiment", "--model", str(files["parity_model"])]
+    assert command_line.run_command(cli.main, "keras-rnn-lab", argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert command_line.run_command(cli.main, "keras-rnn-lab", [*argv, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "is a 'parity' model" in err.splitlines()[-1]
     monkeypatch.setenv(command_line.DEBUG_VARIABLE, "1")
     argv = ["train", "parity", "--preset", "tiny", "--run-dir", str(files["a_file"])]
     assert command_line.run_command(cli.main, "keras-rnn-lab", argv) == 1

@@ -8,6 +8,10 @@ end-of-fit cleanup).  The real SIGKILL is in test_runs.py (slow)."""
 
 import json
 import os
+import pathlib
+import shutil
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -16,6 +20,7 @@ from keras_rnn_lab import cli
 from keras_rnn_lab.errors import RunError
 from keras_rnn_lab.training import command_line, model_files, runs
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 PARITY = ["train", "parity", "--preset", "tiny", "--set", "train_size=400", "--set", "patience=9"]
 
 
@@ -106,12 +111,12 @@ def test_the_reported_char_lm_case_keeps_its_state_and_saves_the_model(tmp_path,
 
 def test_a_resumed_fit_keeps_the_best_model_of_the_killed_epochs_unless_beaten(tmp_path, monkeypatch):
     kill_a_run(tmp_path, monkeypatch)
-    metrics = runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")
-    best_before = min(metrics["val_loss"])
+    killed_rows = (tmp_path / "parity_lstm" / "metrics.csv").read_text().splitlines()
     cli.main([*PARITY, "--epochs", "6", "--run-dir", str(tmp_path)])
     metrics = runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")
+    assert (tmp_path / "parity_lstm" / "metrics.csv").read_text().splitlines()[:4] == killed_rows  # kept as they were
+    # best.keras is the best of all six epochs, the killed run's three included.
     best = keras.saving.load_model(tmp_path / "parity_lstm" / "best.keras")
-    assert min(metrics["val_loss"]) <= best_before
     x, y = _validation_split()
     assert best.evaluate(x, y, verbose=0)[0] == pytest.approx(min(metrics["val_loss"]), rel=1e-4)
 
@@ -125,15 +130,28 @@ def _validation_split():
 
 
 # --- 2. one run per directory ---------------------------------------------------
+HOLD_THE_LOCK = """
+import sys, time
+from keras_rnn_lab.training import runs
+run = runs.RunDirectory(sys.argv[1])
+run.open()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
 def test_a_second_process_on_a_locked_run_directory_is_refused_naming_the_holder(tmp_path, capsys):
-    holder = runs.RunDirectory(tmp_path)
-    holder.open()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
+        assert holder.stdout.readline().strip() == "locked"
         status, _, err = run([*PARITY, "--epochs", "1", "--run-dir", str(tmp_path)], capsys)
     finally:
-        holder.close()
+        holder.kill()
+        holder.wait()
     assert status == 1
-    assert f"run directory {str(tmp_path)!r} is in use by process {os.getpid()} on" in err
+    assert f"run directory {str(tmp_path)!r} is in use by process {holder.pid} on" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "parity_lstm").exists()  # the refused run wrote nothing
 
@@ -173,6 +191,43 @@ def test_a_damaged_checkpoint_is_named_with_the_command_that_starts_again(tmp_pa
     # The command it names works.
     assert run([*PARITY, "--epochs", "1", "--run-dir", str(tmp_path), "--fresh"])[0] == 0
     assert runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")["epoch"] == [0]
+
+
+def test_a_damaged_state_file_falls_back_on_the_copy_of_the_epoch_before(tmp_path, monkeypatch, capsys):
+    kill_a_run(tmp_path, monkeypatch)
+    (tmp_path / "backup" / "parity_lstm" / "training_metadata.json").write_text("")  # the .bkp copies stay
+    status, out, err = run([*PARITY, "--epochs", "6", "--run-dir", str(tmp_path)], capsys)
+    assert status == 0, err
+    assert "training_metadata.json is damaged" in out and "resuming from the copy of the epoch before" in out
+    assert runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")["epoch"] == list(range(6))
+
+
+def test_a_fit_killed_before_its_first_backup_is_trained_again_not_taken_as_finished(tmp_path, monkeypatch):
+    kill_a_run(tmp_path, monkeypatch)
+    shutil.rmtree(tmp_path / "backup")  # as a kill between last.keras and the first backup leaves it
+    [result] = cli.main([*PARITY, "--epochs", "2", "--run-dir", str(tmp_path)])
+    assert len(result.history["loss"]) == 2  # trained, from the start
+    assert runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")["epoch"] == [0, 1]
+    assert (tmp_path / "parity_lstm" / runs.FINISHED_FILE).exists()
+
+
+def test_fresh_removes_only_the_runs_files_and_only_once_a_fit_begins(tmp_path, monkeypatch, capsys):
+    kill_a_run(tmp_path, monkeypatch)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "data").mkdir()
+    before = folder_bytes(tmp_path)
+    # A usage error after the Config (a missing file) starts nothing, so nothing is removed.
+    status, _, _ = run(["train", "char_lm", "--preset", "tiny", "--text", "missing.txt", "--run-dir", str(tmp_path),
+                        "--fresh"], capsys)  # fmt: skip
+    assert status == 2
+    after = folder_bytes(tmp_path)
+    assert {k: v for k, v in after.items() if k != "config.json"} == {
+        k: v for k, v in before.items() if k != "config.json"
+    }
+    assert run([*PARITY, "--epochs", "1", "--run-dir", str(tmp_path), "--fresh"])[0] == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "data").is_dir()
+    assert runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")["epoch"] == [0]
+    assert not (tmp_path / "backup" / "parity_lstm").exists()
 
 
 def test_rerunning_with_another_configuration_names_the_fields_that_differ(tmp_path, monkeypatch, capsys):

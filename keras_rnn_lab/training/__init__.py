@@ -44,7 +44,7 @@ from keras_rnn_lab.training.optimizers import (
     compile_for_classes,
     make_optimizer,
 )
-from keras_rnn_lab.training.recipe import Recipe
+from keras_rnn_lab.training.recipe import Recipe, fit_checked
 from keras_rnn_lab.training.windows import stream_windows
 
 __all__ = [
@@ -84,5 +84,6 @@ __all__ = [
     "compile_for_classes",
     "make_optimizer",
     "Recipe",
+    "fit_checked",
     "stream_windows",
 ]

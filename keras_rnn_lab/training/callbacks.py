@@ -61,9 +61,11 @@ def check_diverged(callbacks, config=None):
         if isinstance(callback, StopOnDivergence) and getattr(callback, "diverged", None):
             epoch, batch, loss = callback.diverged
             rate = f" at learning rate {config.learning_rate:g}" if getattr(config, "learning_rate", None) else ""
+            # In a run directory the changed setting is another configuration: say how to start again.
+            where = " (with --fresh, or another --run-dir)" if runs.current() is not None else ""
             raise RunError(
                 f"training diverged: the loss became {loss} in epoch {epoch}, batch {batch}{rate}; no result is "
-                "reported or saved. Lower --learning-rate, or clip the gradients (--clipnorm 1)."
+                f"reported or saved. Lower --learning-rate, or clip the gradients (--clipnorm 1){where}."
             )
 
 

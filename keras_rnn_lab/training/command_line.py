@@ -12,12 +12,14 @@ import os
 import sys
 import traceback
 
-from keras_rnn_lab.errors import UsageError, UserError
+from keras_rnn_lab._validation import MAX_SEED
+from keras_rnn_lab.errors import UsageError, UserError, first_line
 from keras_rnn_lab.layers import RECURRENT_LAYERS
 from keras_rnn_lab.output_paths import check_writable_parent
 
 DEBUG_VARIABLE = "KERAS_RNN_LAB_DEBUG"  # =1: tracebacks too, like --debug
 _TYPED_AS = []  # how the user typed the running command, innermost last (see `program`)
+_DEBUG = [False]  # whether the running command asked for tracebacks (run_command sets it)
 
 
 @contextlib.contextmanager
@@ -53,6 +55,7 @@ def run_command(main, label, argv=None):
     argparse's own exits pass through.  Any other exception is printed as
     one line too, with how to see its traceback (--debug)."""
     debug, argv = debugging(sys.argv[1:] if argv is None else list(argv))
+    _DEBUG[:] = [debug]  # for usage_errors, which turns errors into argparse's exit
     label = program(label)
     try:
         main(argv)
@@ -80,8 +83,7 @@ def _describe(error):
     """One line for an exception nobody turned into a UserError."""
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.strerror or error}: {error.filename!r}"
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no message'}"
+    return f"{type(error).__name__}: {first_line(error) if str(error).strip() else 'no message'}"
 
 
 def add_common_arguments(parser, presets):
@@ -154,7 +156,7 @@ def seed(text):
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value <= 2**32 - 1:
+    if value is None or not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"expected an int in [0, 2**32 - 1]; received {text!r}")
     return value
 
@@ -189,6 +191,8 @@ def usage_errors(parser):
     try:
         yield
     except (TypeError, ValueError) as error:
+        if _DEBUG[0]:
+            traceback.print_exc()  # --debug: where it came from, then the usage error
         parser.error(str(error))
 
 

@@ -2,9 +2,8 @@
 and a Config built from a named preset, `--set` settings and flags."""
 
 import dataclasses
-import numbers
 
-from keras_rnn_lab._validation import check_positive_int, check_rate
+from keras_rnn_lab._validation import check_positive_int, check_rate, check_seed
 from keras_rnn_lab.layers import RECURRENT_LAYERS
 from keras_rnn_lab.training import runs
 from keras_rnn_lab.training.optimizers import check_clipping, check_learning_rate
@@ -58,18 +57,6 @@ class TrainingConfig(Regularisation):
         for name in ("dropout", "recurrent_dropout"):
             check_rate(name, getattr(self, name))
         check_penalties(self)
-
-
-MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
-
-
-def check_seed(seed, name="seed"):
-    """`seed` as an int in [0, 2**32 - 1]; an error naming `name` otherwise."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"Argument `{name}` must be an int; received {seed!r} of type {type(seed).__name__}.")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"Argument `{name}` must be an int in [0, 2**32 - 1]; received {seed}.")
-    return int(seed)
 
 
 def config_from_preset(config_class, presets, preset, settings=None, **overrides):

@@ -25,7 +25,7 @@ import zipfile
 
 import keras
 
-from keras_rnn_lab.errors import UsageError
+from keras_rnn_lab.errors import UsageError, first_line
 
 RECORD = "keras_rnn_lab.json"  # the zip member saying which recipe saved the model
 _RECIPE_ATTRIBUTE = "_keras_rnn_lab_recipe"  # a model's recipe, carried from build or load to save
@@ -58,7 +58,7 @@ def save_model(model, path, recipe=None):
         if recipe is not None:
             with zipfile.ZipFile(temporary, "a") as archive:
                 archive.writestr(RECORD, json.dumps({"recipe": recipe, "keras_rnn_lab": __version__}))
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the model from other users
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the model from other users
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -66,10 +66,13 @@ def save_model(model, path, recipe=None):
     return path
 
 
-def _umask():
-    mask = os.umask(0)
+def _read_umask():
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any thread of ours runs
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def read_record(path):
@@ -133,8 +136,7 @@ def load_recipe_model(path, recipe, legacy_names=None, argument="--model", **loa
     try:
         model = keras.saving.load_model(path, **load_arguments)
     except Exception as error:  # a damaged archive, weights that do not fit: the user's file, not a bug
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(
-            f"argument {argument}: {os.fspath(path)!r} could not be loaded as a {recipe!r} model: {reason}"
-        )
+            f"argument {argument}: {os.fspath(path)!r} could not be loaded as a {recipe!r} model: {first_line(error)}"
+        ) from None
     return tag(model, recipe)

@@ -34,6 +34,20 @@ def early_stopping_on_val_loss(config):
     return stop_early("val_loss", config.patience)
 
 
+def fit_checked(model, epochs, callbacks, config=None, **fit_arguments):
+    """`model.fit(epochs=epochs, callbacks=callbacks, **fit_arguments)` as every
+    recipe trains: inside an active run directory, a rerun asking for no more
+    epochs than were done (or rerunning a finished fit) trains nothing and gives
+    the recorded History (`runs.kept_history`); a fit whose loss became NaN or
+    infinite is a RunError (`callbacks.check_diverged`), never a result."""
+    kept = runs.kept_history(model, epochs)
+    if kept is not None:
+        return kept
+    history = model.fit(epochs=epochs, callbacks=callbacks, **fit_arguments)
+    check_diverged(callbacks, config)
+    return history
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """One application, as every consumer sees it (see the module docstring)."""
@@ -87,18 +101,9 @@ class Recipe:
                 f"A search needs validation data: this {self.name} Config holds out none "
                 "(choose a preset or settings with a validation split)."
             )
-        kept = runs.kept_history(model, epochs or config.epochs)  # a rerun asking for no more epochs than done
-        if kept is not None:
-            return kept
-        own_callbacks = self.callbacks(config)
-        history = model.fit(
-            epochs=epochs or config.epochs,
-            callbacks=[*callbacks, *own_callbacks],
-            verbose=verbose,
-            **arguments,
+        return fit_checked(
+            model, epochs or config.epochs, [*callbacks, *self.callbacks(config)], config, verbose=verbose, **arguments
         )
-        check_diverged(own_callbacks, config)
-        return history
 
     def save_model(self, model, path):
         """Save `model` at `path` (.keras, atomically), recording this recipe."""

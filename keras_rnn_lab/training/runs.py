@@ -47,10 +47,11 @@ import os
 import shutil
 import socket
 import time
+import weakref
 
 import keras
 
-from keras_rnn_lab.errors import RunError
+from keras_rnn_lab.errors import RunError, first_line
 from keras_rnn_lab.training import model_files
 
 try:
@@ -61,6 +62,7 @@ except ImportError:  # not POSIX: no lock (documented in the README)
 _ACTIVE = []  # the active RunDirectory, innermost last
 LOCK_FILE = "run.lock"
 CONFIG_FILE = "config.json"
+FINISHED_FILE = "finished.json"  # in a model's folder: its fit ended (not killed, not diverged)
 UNCOMPARED_FIELDS = ("epochs",)  # a rerun may ask for more (or fewer) epochs of the same run
 
 
@@ -79,10 +81,11 @@ class RunDirectory:
         self.recipe, self.fresh = recipe, fresh
         self.command = command or f"the same command with --fresh (or another run directory than {self.path!r})"
         self._lock = None
-        self._created = None
+        self._created = []  # the directories this run created, innermost first
         self._recorded = None  # config.json's entries when this run opened the directory
         self._entries = []  # the Configs this run recorded, in order
-        self._folders = {}  # id(model) -> its folder name
+        self._folders = {}  # id(model) -> (a weak reference to the model, its folder name)
+        self._names = set()  # every folder name this run gave a model
         self.fits_began = False
         self.fitted = set()  # folders fitted by this process
 
@@ -93,38 +96,54 @@ class RunDirectory:
             return
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise RunError(f"run directory {self.path!r} is a file; expected a directory (--run-dir)")
-        self._created = None  # the outermost directory this run creates, removed again if it fits nothing
+        self._created = []  # removed again (when still empty) if this run fits nothing
         top = os.path.abspath(self.path)
         while not os.path.exists(top):
-            self._created, top = top, os.path.dirname(top)
+            self._created.append(top)
+            top = os.path.dirname(top)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as error:
             raise RunError(f"run directory {self.path!r} cannot be created: {error.strerror}") from None
         self._lock = self._take_lock()
-        if self.fresh:
-            for name in os.listdir(self.path):
-                if name != LOCK_FILE:
-                    target = os.path.join(self.path, name)
-                    shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
-        self._recorded = self._read_configs()
+        # --fresh: the old configuration is not compared (nor read: it may be the damaged file);
+        # the old run's files go when the first fit begins (`begin_fit`), not before a usage error.
+        self._recorded = [] if self.fresh else self._read_configs()
+
+    def begin_fit(self):
+        """A fit starts recording here: with `fresh`, first remove the earlier run's
+        files (its backup and model folders; nothing that is not a run's)."""
+        if self.fits_began:
+            return
+        self.fits_began = True
+        if not self.fresh:
+            return
+        for name in os.listdir(self.path):
+            target = os.path.join(self.path, name)
+            run_folder = os.path.isdir(target) and any(
+                os.path.exists(os.path.join(target, file)) for file in ("metrics.csv", "best.keras", "last.keras")
+            )
+            if name == "backup" or run_folder:
+                shutil.rmtree(target)
 
     def _take_lock(self):
         try:
             handle = open(os.path.join(self.path, LOCK_FILE), "a+")
         except OSError as error:
             raise RunError(f"run directory {self.path!r}: cannot write its lock file: {error.strerror}") from None
-        handle.seek(0)
-        holder = handle.read().strip()
         if fcntl is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
+                handle.seek(0)
+                holder = handle.read().strip()
                 handle.close()
                 raise RunError(
                     f"run directory {self.path!r} is in use by {holder or 'another process'}; wait for it to "
                     "end, or choose another --run-dir"
                 ) from None
+        handle.seek(0)
+        holder = handle.read().strip()  # read once the lock is ours: a holder that ended normally emptied it
         if holder:  # the OS freed the lock: its holder ended without releasing it (killed)
             print(f"{self.path}: taking over the lock of {holder}, which is no longer running", flush=True)
         handle.seek(0)
@@ -141,8 +160,14 @@ class RunDirectory:
         self._lock.truncate()  # kept, empty: removing a lock file others may hold open would split the lock
         self._lock.close()  # closing releases the OS lock
         self._lock = None
-        if self._created is not None and not self.fits_began:
-            shutil.rmtree(self._created, ignore_errors=True)
+        if self._created and not self.fits_began:
+            for folder in self._created:  # innermost first; one another run has used since stays
+                if folder == os.path.abspath(self.path):
+                    for name in (LOCK_FILE, CONFIG_FILE):
+                        with contextlib.suppress(OSError):
+                            os.remove(os.path.join(folder, name))
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only when empty
 
     # --- configs --------------------------------------------------------------
     def _read_configs(self):
@@ -188,13 +213,14 @@ class RunDirectory:
     def folder_for(self, model):
         """This run's folder name for `model`: its name, NAME-2 for a second model of that name."""
         key = id(model)
-        if key not in self._folders:
-            taken = {name for _, name in self._folders.values()}
+        known = self._folders.get(key)
+        if known is None or known[0]() is not model:  # new, or a new model where a freed one lived
             name, n = model.name, 1
-            while name in taken:
+            while name in self._names:
                 n += 1
                 name = f"{model.name}-{n}"
-            self._folders[key] = (model, name)  # the model kept alive, so its id is never reused
+            self._names.add(name)
+            self._folders[key] = (weakref.ref(model), name)
         return self._folders[key][1]
 
     def callbacks(self, monitor="val_loss", mode="auto"):
@@ -215,7 +241,7 @@ class RunDirectory:
             if done < epochs:
                 return None  # a killed fit with epochs to go: BackupAndRestore resumes it
             state = f"trained {done} epochs before it was stopped; --epochs {epochs} asks for no more"
-        elif os.path.exists(metrics_path) and os.path.exists(os.path.join(folder, "last.keras")):
+        elif os.path.exists(os.path.join(folder, FINISHED_FILE)) and os.path.exists(metrics_path):
             done = len(read_metrics(metrics_path).get("epoch", []))
             state = f"finished ({done} epochs) in an earlier run"
         else:
@@ -229,7 +255,7 @@ class RunDirectory:
             model.load_weights(best)
         except Exception as error:
             raise RunError(
-                f"{best!r} is damaged or holds another model ({_first_line(error)}); start again with: {self.command}"
+                f"{best!r} is damaged or holds another model ({first_line(error)}); start again with: {self.command}"
             ) from None
         print(
             f"{self.path}: {name} {state}: training nothing, using its best model ({best}); every file is kept "
@@ -245,21 +271,34 @@ class RunDirectory:
 
 
 def finished_epochs(backup, command):
-    """The epochs a killed fit finished, from BackupAndRestore's state in `backup`
-    (a RunError naming the file when it is damaged)."""
+    """The epochs a killed fit finished, from BackupAndRestore's state in `backup`.
+
+    A damaged state file falls back on the copy of the epoch before
+    (`double_checkpoint`: weights and state, both restored); without one it is
+    a RunError naming the file."""
     file = os.path.join(backup, "training_metadata.json")
     if not os.path.exists(file):
         return 0
     try:
-        with open(file, encoding="utf-8") as handle:
-            return int(json.load(handle)["epoch"])
+        return _read_epoch(file)
     except (ValueError, KeyError, TypeError) as error:
-        raise RunError(f"{file!r} is damaged ({_first_line(error)}); start again with: {command}") from None
+        damaged = error
+    weights = os.path.join(backup, "latest.weights.h5")
+    try:
+        epoch = _read_epoch(f"{file}.bkp")
+    except (OSError, ValueError, KeyError, TypeError):
+        epoch = None
+    if epoch is None or not os.path.exists(f"{weights}.bkp"):
+        raise RunError(f"{file!r} is damaged ({first_line(damaged)}); start again with: {command}") from None
+    shutil.copy(f"{weights}.bkp", weights)
+    shutil.copy(f"{file}.bkp", file)
+    print(f"{file} is damaged ({first_line(damaged)}): resuming from the copy of the epoch before", flush=True)
+    return epoch
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def _read_epoch(file):
+    with open(file, encoding="utf-8") as handle:
+        return int(json.load(handle)["epoch"])
 
 
 def _write_atomically(path, text):
@@ -321,11 +360,14 @@ class RunRecorder(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         self.run.open()
-        self.run.fits_began = True
+        self.run.begin_fit()
         name = self.run.folder_for(model)
         self.run.fitted.add(name)
         self.folder = os.path.join(self.run.path, name)
         os.makedirs(self.folder, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(self.folder, FINISHED_FILE))  # this fit is not finished yet
+        self._epochs_run = 0
         self.backup = os.path.join(self.run.path, "backup", name)
         metrics = os.path.join(self.folder, "metrics.csv")
         done = finished_epochs(self.backup, self.run.command) if os.path.exists(self.backup) else None
@@ -354,7 +396,7 @@ class RunRecorder(keras.callbacks.Callback):
         except Exception as error:  # truncated weights, a model that does not fit them
             weights = os.path.join(self.backup, "latest.weights.h5")
             raise RunError(
-                f"cannot resume from {weights!r}: it is damaged or holds another model ({_first_line(error)}); "
+                f"cannot resume from {weights!r}: it is damaged or holds another model ({first_line(error)}); "
                 f"start again with: {self.run.command}"
             ) from None
         for callback in self._inner[1:]:
@@ -380,11 +422,17 @@ class RunRecorder(keras.callbacks.Callback):
         # The backup last: once it counts an epoch, everything else of that epoch is written
         # (a kill before it trains the epoch again, and its metrics row is cut on resume).
         self._inner[0].on_epoch_end(epoch, logs)
+        self._epochs_run += 1
 
     def on_train_end(self, logs=None):
-        # A diverged fit keeps its backup (BackupAndRestore deletes it at the end of a fit).
-        for callback in self._inner[1:] if self._diverged else self._inner:
+        # BackupAndRestore deletes the backup at the end of a fit: not after a diverged
+        # fit, nor after one that ran no epoch (a rerun asking for no more than were done).
+        finished = not self._diverged and self._epochs_run > 0
+        for callback in self._inner if finished else self._inner[1:]:
             callback.on_train_end(logs)
+        if finished:
+            epochs = len(read_metrics(os.path.join(self.folder, "metrics.csv")).get("epoch", []))
+            _write_atomically(os.path.join(self.folder, FINISHED_FILE), json.dumps({"epochs": epochs}))
         plot_losses(os.path.join(self.folder, "metrics.csv"), os.path.join(self.folder, "loss.png"))
 
 
