@@ -230,25 +230,41 @@ def test_an_unforeseen_error_is_one_line_with_the_way_to_its_traceback(capsys):
     ]
 
 
-# Real processes: the console script and `python -m` give the same answers.
+# Real processes: the console script and `python -m` give the same answers.  Each starts
+# TensorFlow (about 10 s here): two stay in the default run, the other entry points are slow.
+SLOW_PROCESS = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "command, status, expected",
     [
-        (["keras-rnn-lab", "train", "parity", "--seed", "-1"], 2, "keras-rnn-lab train parity: error: argument --seed"),
-        (
-            [sys.executable, "-m", "recipes.parity", "--seed", "-1"],
+        pytest.param(
+            ["keras-rnn-lab", "train", "parity", "--seed", "-1"],
             2,
-            "python -m recipes.parity: error: argument --seed",
+            "keras-rnn-lab train parity: error: argument --seed",
+            id="console script",
         ),
-        (
+        pytest.param(
             [sys.executable, "-m", "recipes.char_lm", "--text", "/bin/ls"],
             2,
             "python -m recipes.char_lm: error: argument --text",
+            id="recipe module",
         ),
-        ([sys.executable, "-m", "tuning.search", "parity", "--max-trials", "0"], 2, "python -m tuning.search: error"),
-        ([sys.executable, "-m", "keras_rnn_lab.benchmark", "--repeats", "0"], 2, "python -m keras_rnn_lab.benchmark"),
+        pytest.param(
+            [sys.executable, "-m", "tuning.search", "parity", "--max-trials", "0"],
+            2,
+            "python -m tuning.search: error",
+            id="tuning",
+            marks=SLOW_PROCESS,
+        ),
+        pytest.param(
+            [sys.executable, "-m", "keras_rnn_lab.benchmark", "--repeats", "0"],
+            2,
+            "python -m keras_rnn_lab.benchmark",
+            id="benchmark",
+            marks=SLOW_PROCESS,
+        ),
     ],
-    ids=["console script", "recipe module", "recipe file", "tuning", "benchmark"],
 )
 def test_entry_points_exit_with_the_status_and_no_traceback(command, status, expected, tmp_path):
     if command[0] == "keras-rnn-lab":

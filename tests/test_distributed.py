@@ -214,6 +214,8 @@ def _worker_zero(workers, script, timeout="5"):
     return subprocess.Popen(script, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+# slow (15 s, a real worker process): the fast tests above check the wait and its message in-process.
+@pytest.mark.slow
 def test_the_command_says_which_peer_it_waited_for_and_exits(tmp_path):
     # TensorFlow alone waits for ever, silently, in the strategy's constructor (issue 17).
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]  # nobody listens on worker 1's port

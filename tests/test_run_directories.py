@@ -88,6 +88,8 @@ def test_a_rerun_asking_for_fewer_epochs_than_done_keeps_the_backup_and_saves_th
     assert not (tmp_path / "backup" / "parity_lstm").exists()
 
 
+# slow (10-15 s): .ci/run runs it after the default run; the default run keeps one test per finding.
+@pytest.mark.slow
 def test_the_reported_char_lm_case_keeps_its_state_and_saves_the_model(tmp_path, monkeypatch, capsys):
     # The issue's own report: char_lm killed after epoch 3 of 6, rerun with --epochs 2 --out r5.keras.
     char_lm = ["train", "char_lm", "--preset", "tiny", "--set", "patience=9", "--run-dir", str(tmp_path)]
@@ -109,6 +111,8 @@ def test_the_reported_char_lm_case_keeps_its_state_and_saves_the_model(tmp_path,
     assert runs.read_metrics(metrics)["epoch"] == list(range(6))
 
 
+# slow (10-15 s): .ci/run runs it after the default run; the default run keeps one test per finding.
+@pytest.mark.slow
 def test_a_resumed_fit_keeps_the_best_model_of_the_killed_epochs_unless_beaten(tmp_path, monkeypatch):
     kill_a_run(tmp_path, monkeypatch)
     killed_rows = (tmp_path / "parity_lstm" / "metrics.csv").read_text().splitlines()
@@ -169,7 +173,11 @@ def test_a_stale_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
     "damage, named",
     [
         (lambda backup: (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n" + b"\0" * 94), "latest.weights.h5"),
-        (lambda backup: (backup / "training_metadata.json").write_text(""), "training_metadata.json"),
+        pytest.param(
+            lambda backup: (backup / "training_metadata.json").write_text(""),
+            "training_metadata.json",
+            marks=pytest.mark.slow,  # 10 s; the truncated weights case stays in the default run
+        ),
     ],
     ids=["truncated weights", "empty metadata"],
 )
@@ -193,6 +201,8 @@ def test_a_damaged_checkpoint_is_named_with_the_command_that_starts_again(tmp_pa
     assert runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")["epoch"] == [0]
 
 
+# slow (10-15 s): .ci/run runs it after the default run; the default run keeps one test per finding.
+@pytest.mark.slow
 def test_a_damaged_state_file_falls_back_on_the_copy_of_the_epoch_before(tmp_path, monkeypatch, capsys):
     kill_a_run(tmp_path, monkeypatch)
     (tmp_path / "backup" / "parity_lstm" / "training_metadata.json").write_text("")  # the .bkp copies stay
@@ -202,6 +212,8 @@ def test_a_damaged_state_file_falls_back_on_the_copy_of_the_epoch_before(tmp_pat
     assert runs.read_metrics(tmp_path / "parity_lstm" / "metrics.csv")["epoch"] == list(range(6))
 
 
+# slow (10-15 s): .ci/run runs it after the default run; the default run keeps one test per finding.
+@pytest.mark.slow
 def test_a_fit_killed_before_its_first_backup_is_trained_again_not_taken_as_finished(tmp_path, monkeypatch):
     kill_a_run(tmp_path, monkeypatch)
     shutil.rmtree(tmp_path / "backup")  # as a kill between last.keras and the first backup leaves it
@@ -211,6 +223,8 @@ def test_a_fit_killed_before_its_first_backup_is_trained_again_not_taken_as_fini
     assert (tmp_path / "parity_lstm" / runs.FINISHED_FILE).exists()
 
 
+# slow (10-15 s): .ci/run runs it after the default run; the default run keeps one test per finding.
+@pytest.mark.slow
 def test_fresh_removes_only_the_runs_files_and_only_once_a_fit_begins(tmp_path, monkeypatch, capsys):
     kill_a_run(tmp_path, monkeypatch)
     (tmp_path / "notes.txt").write_text("mine")
@@ -340,6 +354,8 @@ def test_run_dir_takes_both_argparse_forms(form, tmp_path, monkeypatch):
     assert (tmp_path / "R" / "parity_lstm" / "best.keras").exists()
 
 
+# slow (10-15 s): .ci/run runs it after the default run; the default run keeps one test per finding.
+@pytest.mark.slow
 def test_two_models_of_one_name_in_a_run_get_their_own_folders(tmp_path):
     cli.main([*PARITY, "--epochs", "1", "--seeds", "0,1", "--run-dir", str(tmp_path)])
     assert (tmp_path / "parity_lstm" / "best.keras").exists() and (tmp_path / "parity_lstm-2" / "best.keras").exists()

@@ -15,6 +15,7 @@ one run gets NAME-2, and so on):
     PATH/NAME/last.keras        the model after its last finished epoch
     PATH/NAME/logs/             TensorBoard logs (tensorboard --logdir PATH)
     PATH/NAME/loss.png          training against validation loss, overfitting marked
+    PATH/NAME/finished.json     written when its fit ends (not killed, not diverged)
     PATH/backup/NAME/           keras.callbacks.BackupAndRestore's state while fitting
 
 Rules that keep a run's work safe:
@@ -26,7 +27,9 @@ Rules that keep a run's work safe:
   epoch (weights, optimizer state and epoch number come back; early
   stopping's patience count starts again).  The configuration must match
   config.json (the number of epochs may change): otherwise a RunError lists
-  the fields that differ.  `fresh=True` (`--fresh`) empties the directory first.
+  the fields that differ.  `fresh=True` (`--fresh`) starts again: when the
+  first fit begins, the earlier run's backup and model folders are removed
+  (nothing else in the directory is touched).
 * A rerun that asks for no more epochs than were done, or reruns a finished
   fit, trains nothing: the model gets its best epoch's weights from
   best.keras, its history comes from metrics.csv, and every file is kept.
@@ -69,7 +72,7 @@ UNCOMPARED_FIELDS = ("epochs",)  # a rerun may ask for more (or fewer) epochs of
 class RunDirectory:
     """One training run's directory (created when the first Config is recorded).
 
-    recipe: recorded in the models it saves; fresh: empty it first;
+    recipe: recorded in the models it saves; fresh: start again (see `begin_fit`);
     command: the command line that starts it again, for error messages."""
 
     def __init__(self, path, recipe=None, fresh=False, command=None):
