@@ -42,25 +42,26 @@ removed again if no fit began in it.
 """
 
 import contextlib
-import csv
 import dataclasses
 import json
 import math
 import os
 import shutil
-import socket
-import time
 import weakref
 
 import keras
 
 from keras_rnn_lab.errors import RunError, first_line
 from keras_rnn_lab.training import model_files
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no lock (documented in the README)
-    fcntl = None
+from keras_rnn_lab.training.run_files import (  # noqa: F401  (read_metrics, overfitting_epoch: runs' API too)
+    finished_epochs,
+    keep_rows,
+    overfitting_epoch,
+    plot_losses,
+    read_metrics,
+    take_lock,
+    write_atomically,
+)
 
 _ACTIVE = []  # the active RunDirectory, innermost last
 LOCK_FILE = "run.lock"
@@ -108,7 +109,7 @@ class RunDirectory:
             os.makedirs(self.path, exist_ok=True)
         except OSError as error:
             raise RunError(f"run directory {self.path!r} cannot be created: {error.strerror}") from None
-        self._lock = self._take_lock()
+        self._lock = take_lock(self.path, LOCK_FILE)
         # --fresh: the old configuration is not compared (nor read: it may be the damaged file);
         # the old run's files go when the first fit begins (`begin_fit`), not before a usage error.
         self._recorded = [] if self.fresh else self._read_configs()
@@ -128,32 +129,6 @@ class RunDirectory:
             )
             if name == "backup" or run_folder:
                 shutil.rmtree(target)
-
-    def _take_lock(self):
-        try:
-            handle = open(os.path.join(self.path, LOCK_FILE), "a+")
-        except OSError as error:
-            raise RunError(f"run directory {self.path!r}: cannot write its lock file: {error.strerror}") from None
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.seek(0)
-                holder = handle.read().strip()
-                handle.close()
-                raise RunError(
-                    f"run directory {self.path!r} is in use by {holder or 'another process'}; wait for it to "
-                    "end, or choose another --run-dir"
-                ) from None
-        handle.seek(0)
-        holder = handle.read().strip()  # read once the lock is ours: a holder that ended normally emptied it
-        if holder:  # the OS freed the lock: its holder ended without releasing it (killed)
-            print(f"{self.path}: taking over the lock of {holder}, which is no longer running", flush=True)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
-        return handle
 
     def close(self):
         """Release the lock; remove the directory again if this run created it and fitted nothing."""
@@ -199,7 +174,7 @@ class RunDirectory:
             self._check_same(self._recorded[index], entry)
         self._entries.append(entry)
         configs = self._entries + self._recorded[len(self._entries) :]
-        _write_atomically(os.path.join(self.path, CONFIG_FILE), json.dumps(configs, indent=2))
+        write_atomically(os.path.join(self.path, CONFIG_FILE), json.dumps(configs, indent=2))
 
     def _check_same(self, recorded, entry):
         keys = [k for k in {**recorded, **entry} if k not in UNCOMPARED_FIELDS]
@@ -273,44 +248,6 @@ class RunDirectory:
         return history
 
 
-def finished_epochs(backup, command):
-    """The epochs a killed fit finished, from BackupAndRestore's state in `backup`.
-
-    A damaged state file falls back on the copy of the epoch before
-    (`double_checkpoint`: weights and state, both restored); without one it is
-    a RunError naming the file."""
-    file = os.path.join(backup, "training_metadata.json")
-    if not os.path.exists(file):
-        return 0
-    try:
-        return _read_epoch(file)
-    except (ValueError, KeyError, TypeError) as error:
-        damaged = error
-    weights = os.path.join(backup, "latest.weights.h5")
-    try:
-        epoch = _read_epoch(f"{file}.bkp")
-    except (OSError, ValueError, KeyError, TypeError):
-        epoch = None
-    if epoch is None or not os.path.exists(f"{weights}.bkp"):
-        raise RunError(f"{file!r} is damaged ({first_line(damaged)}); start again with: {command}") from None
-    shutil.copy(f"{weights}.bkp", weights)
-    shutil.copy(f"{file}.bkp", file)
-    print(f"{file} is damaged ({first_line(damaged)}): resuming from the copy of the epoch before", flush=True)
-    return epoch
-
-
-def _read_epoch(file):
-    with open(file, encoding="utf-8") as handle:
-        return int(json.load(handle)["epoch"])
-
-
-def _write_atomically(path, text):
-    temporary = f"{path}.partial"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 @contextlib.contextmanager
 def active(run):
     """Record into `run` (a RunDirectory) inside the `with` block; its lock is released at the end."""
@@ -375,7 +312,7 @@ class RunRecorder(keras.callbacks.Callback):
         metrics = os.path.join(self.folder, "metrics.csv")
         done = finished_epochs(self.backup, self.run.command) if os.path.exists(self.backup) else None
         if done is not None:
-            _keep_rows(metrics, done)  # a kill between the backup and the CSV row must not repeat or lose an epoch
+            keep_rows(metrics, done)  # a kill between the backup and the CSV row must not repeat or lose an epoch
         kept = read_metrics(metrics).get(self.monitor, []) if done and os.path.exists(metrics) else []
         self._diverged = False
         self.best = (max if _higher_is_better(self.monitor, self.mode) else min)(kept) if kept else None
@@ -435,18 +372,8 @@ class RunRecorder(keras.callbacks.Callback):
             callback.on_train_end(logs)
         if finished:
             epochs = len(read_metrics(os.path.join(self.folder, "metrics.csv")).get("epoch", []))
-            _write_atomically(os.path.join(self.folder, FINISHED_FILE), json.dumps({"epochs": epochs}))
+            write_atomically(os.path.join(self.folder, FINISHED_FILE), json.dumps({"epochs": epochs}))
         plot_losses(os.path.join(self.folder, "metrics.csv"), os.path.join(self.folder, "loss.png"))
-
-
-def _keep_rows(metrics, count):
-    """Keep the header and the first `count` rows of a CSV file."""
-    if not os.path.exists(metrics):
-        return
-    with open(metrics, newline="") as handle:
-        lines = handle.read().splitlines(keepends=True)
-    if len(lines) > count + 1:
-        _write_atomically(metrics, "".join(lines[: count + 1]))
 
 
 def _forward(name):
@@ -468,56 +395,3 @@ for _hook in (
     "on_test_batch_end",
 ):
     setattr(RunRecorder, _hook, _forward(_hook))
-
-
-def read_metrics(path):
-    """{column: [float per epoch]} of a CSVLogger file, epochs in order (a resumed
-    run's rows follow the killed run's)."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {
-        key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})
-    }
-
-
-def overfitting_epoch(losses, val_losses):
-    """The 0-based epoch where overfitting begins: the best validation epoch,
-    when later epochs lowered the training loss without beating it; else None."""
-    if len(val_losses) < 2:
-        return None
-    best = min(range(len(val_losses)), key=val_losses.__getitem__)
-    later = range(best + 1, len(val_losses))
-    if not later or not any(losses[e] < losses[best] for e in later):
-        return None
-    return best
-
-
-def plot_losses(metrics_path, png_path):
-    """Training against validation loss per epoch, the start of overfitting marked."""
-    if not os.path.exists(metrics_path):
-        return None
-    metrics = read_metrics(metrics_path)
-    if not metrics.get("loss"):
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    from matplotlib import pyplot
-
-    epochs = [int(e) + 1 for e in metrics["epoch"]]
-    figure, axes = pyplot.subplots(figsize=(6, 4))
-    axes.plot(epochs, metrics["loss"], marker="o", label="training loss")
-    if metrics.get("val_loss"):
-        axes.plot(epochs, metrics["val_loss"], marker="o", label="validation loss")
-        start = overfitting_epoch(metrics["loss"], metrics["val_loss"])
-        if start is not None:
-            axes.axvline(
-                epochs[start], color="grey", linestyle="--", label=f"overfitting begins after epoch {epochs[start]}"
-            )
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("loss")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
-    pyplot.close(figure)
-    return png_path
