@@ -47,7 +47,6 @@ import numpy as np  # noqa: E402
 from keras_rnn_lab import training  # noqa: E402
 from keras_rnn_lab.data import captions, shapes_world  # noqa: E402
 from keras_rnn_lab.data.captions import Vocabulary, teacher_forcing, tokenize  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
 from keras_rnn_lab.training import (  # noqa: E402
     Recipe,
     TrainingConfig,
@@ -347,9 +346,7 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(
-            argv[1:], training.program("python -m recipes.captioning export"), RECIPE.load_model, serving_endpoints
-        )
+        return RECIPE.export_command(argv[1:], serving_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.captioning"),
         description=__doc__,

@@ -370,9 +370,7 @@ def main(argv=None):
     if argv[:1] == ["sample"]:
         return _sample_command(argv[1:])
     if argv[:1] == ["export"]:
-        return export.export_command(
-            argv[1:], training.program("python -m recipes.char_lm export"), RECIPE.load_model, serving_endpoints
-        )
+        return RECIPE.export_command(argv[1:], serving_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.char_lm"),
         description=__doc__,

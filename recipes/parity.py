@@ -281,9 +281,7 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(
-            argv[1:], training.program("python -m recipes.parity export"), RECIPE.load_model, serving_endpoints
-        )
+        return RECIPE.export_command(argv[1:], serving_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.parity"),
         description=__doc__.split("\n", 1)[0],

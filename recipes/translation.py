@@ -353,9 +353,7 @@ def main(argv=None):
     if argv[:1] == ["translate"]:
         return translate_command(argv[1:])
     if argv[:1] == ["export"]:
-        return export.export_command(
-            argv[1:], training.program("python -m recipes.translation export"), RECIPE.load_model, serving_endpoints
-        )
+        return RECIPE.export_command(argv[1:], serving_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.translation"),
         description=__doc__,

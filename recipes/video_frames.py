@@ -290,9 +290,7 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return export.export_command(
-            argv[1:], training.program("python -m recipes.video_frames export"), RECIPE.load_model, serving_endpoints
-        )
+        return RECIPE.export_command(argv[1:], serving_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.video_frames"), description=__doc__.split("\n", 1)[0]
     )

@@ -25,6 +25,7 @@ import keras
 
 from keras_rnn_lab.training import model_files, runs
 from keras_rnn_lab.training.callbacks import check_diverged, stop_early
+from keras_rnn_lab.training.command_line import program
 from keras_rnn_lab.training.config import config_from_preset
 
 
@@ -113,6 +114,14 @@ class Recipe:
         """The model at `path` once it proves to be this recipe's (else a
         UsageError naming `argument`); see `training.model_files`."""
         return model_files.load_recipe_model(path, self.name, self.legacy_model_names, argument, **load_arguments)
+
+    def export_command(self, argv, endpoints):
+        """`python -m recipes.NAME export --model M.keras --out DIR`: the model
+        (this recipe's, else a usage error) exported with `endpoints(model)`;
+        see `keras_rnn_lab.serving.export.export_command`."""
+        from keras_rnn_lab.serving import export  # TensorFlow's SavedModel: only when exporting
+
+        return export.export_command(argv, program(f"python -m recipes.{self.name} export"), self.load_model, endpoints)
 
     def train_new_model(self, config, data=None, callbacks=(), verbose=0):
         """A recipe's training from scratch: the seed, the data (loaded unless
