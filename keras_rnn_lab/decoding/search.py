@@ -130,12 +130,6 @@ def _like(new, old):
     return tf.ensure_shape(new, old.shape)
 
 
-def _padded(written, max_length):
-    """TensorArray of (batch,) per step -> (batch, max_length), zeros after the last step."""
-    tokens = tf.transpose(written.stack())  # (batch, steps)
-    return tf.pad(tokens, [[0, 0], [0, max_length - tf.shape(tokens)[1]]])
-
-
 # --- greedy ------------------------------------------------------------------------
 @tf.function(reduce_retracing=True)
 def _greedy_loop(step_fn, states, constants, start_token, end_token, max_length):
@@ -143,7 +137,10 @@ def _greedy_loop(step_fn, states, constants, start_token, end_token, max_length)
     tokens = tf.fill([batch], tf.constant(start_token, tf.int32))
     finished = tf.zeros([batch], tf.bool)
     lengths = tf.zeros([batch], tf.int32)
-    written = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+    # Written in place, step t at column t (as the beam search does), rather than
+    # in a TensorArray: TFLite converts a TensorArray of unknown batch size only
+    # through the Flex delegate, this with builtin ops.
+    written = tf.zeros([batch, max_length], tf.int32)
 
     def body(t, tokens, states, finished, lengths, written):
         log_probs, new_states = _step(step_fn, tokens, states, constants)
@@ -151,14 +148,16 @@ def _greedy_loop(step_fn, states, constants, start_token, end_token, max_length)
         new_tokens = _like(tf.where(finished, 0, new_tokens), tokens)  # padding after the end
         lengths += tf.cast(~finished, tf.int32)
         finished |= tf.equal(new_tokens, end_token)
-        return t + 1, new_tokens, _like(new_states, states), finished, lengths, written.write(t, new_tokens)
+        at_t = tf.cast(tf.one_hot(t, max_length), tf.bool)  # (max_length,)
+        written = _like(tf.where(at_t, new_tokens[:, tf.newaxis], written), written)
+        return t + 1, new_tokens, _like(new_states, states), finished, lengths, written
 
     _, _, _, _, lengths, written = tf.while_loop(
         lambda t, tokens, states, finished, *_: (t < max_length) & ~tf.reduce_all(finished),
         body,
         (tf.constant(0), tokens, states, finished, lengths, written),
     )
-    return _padded(written, max_length), lengths
+    return written, lengths
 
 
 # --- beam search -------------------------------------------------------------------

@@ -151,7 +151,9 @@ class FastRNN(keras.layers.RNN):
         )
         step_mask = None
         if mask is not None:
-            step_mask = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], inputs.dtype)  # (time, batch, 1)
+            # Cast before adding the axis: a StridedSlice of a boolean tensor is not
+            # a TFLite builtin op (the converter would demand the Flex delegate).
+            step_mask = tf.expand_dims(tf.cast(tf.transpose(mask), inputs.dtype), -1)  # (time, batch, 1)
         if self.go_backwards:
             inputs = tf.reverse(inputs, [0])
             step_mask = None if step_mask is None else tf.reverse(step_mask, [0])

@@ -3,6 +3,7 @@
 import keras
 
 from keras_rnn_lab.cells.lstm_cell import LSTMCell
+from keras_rnn_lab.layers import loop_choice, tflite_fused
 from keras_rnn_lab.layers.bptt.lstm import COMPUTE_ORDER, lstm_recurrence
 from keras_rnn_lab.layers.fast_rnn import FastRNN, activation_name
 
@@ -25,6 +26,17 @@ class LSTM(FastRNN, keras.layers.LSTM):
     cell_name = "lstm_cell"
     has_cudnn = True
     gate_order = COMPUTE_ORDER
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._zero_initial_state = initial_state is None and not self.stateful  # for the fused TFLite op
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        step_mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+        if tflite_fused.why_not(self, sequences, step_mask, training) is None:
+            self.last_loop = loop_choice.LoopChoice("tflite_fused", "TFLite's fused LSTM op (a TFLite export)")
+            return tflite_fused.fused_inner_loop(self, sequences, initial_state, step_mask, self._zero_initial_state)
+        return super().inner_loop(sequences, initial_state, mask, training=training)
 
     def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
         h, c_last = lstm_recurrence(

@@ -4,6 +4,8 @@
 and the backward pass are explicit `tf.while_loop`s over TensorArrays.
 """
 
+import contextlib
+
 import tensorflow as tf
 
 # Activations (by their Keras name) whose derivative we can write from the
@@ -116,20 +118,68 @@ def _readers(sequences):
     return [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
 
 
+_BUILTIN_OPS_ONLY = [False]
+
+
+@contextlib.contextmanager
+def builtin_ops_only():
+    """Trace the loops (inside the block) so that TFLite converts them with its
+    builtin ops alone: the per-step outputs go into a (time, ...) tensor with
+    one `tensor_scatter_nd_update` per step instead of a TensorArray, which
+    TFLite lowers to builtin ops only for a fixed batch size (else it needs the
+    Flex delegate).  Same numbers; used by the TFLite export, whose traced
+    graph is converted, never by training."""
+    previous = _BUILTIN_OPS_ONLY[0]
+    _BUILTIN_OPS_ONLY[0] = True
+    try:
+        yield
+    finally:
+        _BUILTIN_OPS_ONLY[0] = previous
+
+
+class _ScatterWriter:
+    """A TensorArray's `write` and `stack` over a preallocated (steps, ...) tensor."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def write(self, index, value):
+        return _ScatterWriter(tf.tensor_scatter_nd_update(self.tensor, [[index]], value[tf.newaxis]))
+
+    def stack(self):
+        return self.tensor
+
+
+def _scatter_writers(step, start, steps, carry, readers, keep, dtype):
+    # One step traced for the outputs' shapes only: nothing reads it, so the
+    # graph optimizers prune it.  The batch size is the carry's.
+    _, outputs = step(start, carry, *[reader.read(start) for reader in readers])
+    batch = tf.shape(carry[0])[0]
+    return tuple(_ScatterWriter(tf.zeros([steps, batch, *o.shape[1:]], dtype)) for o in outputs[:keep])
+
+
 def _loop_over(step, start, stop, carry, readers, keep, dtype, reverse):
     """`step` for t in [start, stop) (descending when `reverse`); its first
     `keep` outputs recorded in TensorArrays at index t - start."""
     steps = stop - start
     from_zero = isinstance(start, int) and start == 0  # no offset ops in the loop then
+    scatter = _BUILTIN_OPS_ONLY[0] and keep > 0
 
     def body(i, carry, writers):
         t = stop - 1 - i if reverse else (i if from_zero else start + i)
         carry, outputs = step(t, carry, *[reader.read(t) for reader in readers])
         index = t if from_zero else t - start
+        if scatter:
+            writers = tuple(_ScatterWriter(w) for w in writers)
         writers = tuple(w.write(index, o) for w, o in zip(writers, outputs[:keep]))
+        if scatter:
+            writers = tuple(w.tensor for w in writers)
         return i + 1, tuple(carry), writers
 
-    writers = tuple(tf.TensorArray(dtype, size=steps) for _ in range(keep))
+    if scatter:
+        writers = tuple(w.tensor for w in _scatter_writers(step, start, steps, carry, readers, keep, dtype))
+    else:
+        writers = tuple(tf.TensorArray(dtype, size=steps) for _ in range(keep))
     # A carry of known batch size can meet per-step tensors of unknown batch
     # size (inputs traced with batch None, an upstream gradient with a fixed
     # one), which tf.while_loop rejects as a shape change: let every carry's
@@ -137,7 +187,7 @@ def _loop_over(step, start, stop, carry, readers, keep, dtype, reverse):
     invariants = (
         tf.TensorShape([]),
         tuple(tf.TensorShape([None]).concatenate(c.shape[1:]) if c.shape.rank else c.shape for c in carry),
-        tuple(tf.TensorShape(None) for _ in writers),
+        tuple(tf.TensorShape([None]).concatenate(w.shape[1:]) if scatter else tf.TensorShape(None) for w in writers),
     )
     _, final, writers = tf.while_loop(
         lambda i, *_: i < steps,
@@ -146,6 +196,8 @@ def _loop_over(step, start, stop, carry, readers, keep, dtype, reverse):
         shape_invariants=invariants,
         maximum_iterations=steps,
     )
+    if scatter:
+        writers = [_ScatterWriter(w) for w in writers]
     return tuple(_with_shape_of(c, initial) for c, initial in zip(final, carry)), list(writers)
 
 
