@@ -19,15 +19,24 @@ uses one):
     serving/      SavedModel export
     diagnostics/  gradient probe, capacity, BLEU, forecast baselines
     benchmark/    the speed benchmark command
+
+Run as one of the commands (`keras-rnn-lab`, `python -m recipes.NAME`, ...),
+the package first imports TensorFlow without its C++ start-up lines
+(`quiet_start`: --debug or TF_CPP_MIN_LOG_LEVEL=0 shows them); imported by
+your own program, it leaves TensorFlow's output alone.
 """
 
-from keras_rnn_lab.cells.gru_cell import GRUCell, convert_gru_update_convention
-from keras_rnn_lab.cells.lstm_cell import LSTMCell
-from keras_rnn_lab.cells.simple_rnn_cell import SimpleRNNCell
-from keras_rnn_lab.layers.gru import GRU
-from keras_rnn_lab.layers.lstm import LSTM
-from keras_rnn_lab.layers.simple_rnn import SimpleRNN
-from keras_rnn_lab.layers.swap import drop_in_objects, load_model, swap_builtin_layers
+from keras_rnn_lab import quiet_start as _quiet_start
+
+_quiet_start.quiet_start()  # before keras imports tensorflow; only for the commands (see keras_rnn_lab.quiet_start)
+
+from keras_rnn_lab.cells.gru_cell import GRUCell, convert_gru_update_convention  # noqa: E402
+from keras_rnn_lab.cells.lstm_cell import LSTMCell  # noqa: E402
+from keras_rnn_lab.cells.simple_rnn_cell import SimpleRNNCell  # noqa: E402
+from keras_rnn_lab.layers.gru import GRU  # noqa: E402
+from keras_rnn_lab.layers.lstm import LSTM  # noqa: E402
+from keras_rnn_lab.layers.simple_rnn import SimpleRNN  # noqa: E402
+from keras_rnn_lab.layers.swap import drop_in_objects, load_model, swap_builtin_layers  # noqa: E402
 
 __version__ = "0.2.0"
 

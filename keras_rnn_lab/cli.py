@@ -7,6 +7,7 @@
     keras-rnn-lab evaluate sentiment --model sentiment.keras     # loss and metrics on its validation split
     keras-rnn-lab sample --model sonnets.keras --prime "From fairest" --length 300
     keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
+    keras-rnn-lab export parity --model parity.keras --out exported/parity-tflite --format tflite   # or onnx
     keras-rnn-lab translate --model numbers.keras "two hundred and one"   # a saved translation model
     keras-rnn-lab tune parity --max-trials 10              # = python -m tuning.search parity ...
     keras-rnn-lab bench --cells lstm                       # = python -m keras_rnn_lab.benchmark ...
@@ -55,7 +56,7 @@ def main(argv=None):
     for command, text in (
         ("train", "train a recipe (its own flags follow; --run-dir DIR, default runs/RECIPE; --fresh)"),
         ("evaluate", "score a saved model on the recipe's validation data"),
-        ("export", "export a trained recipe model as a SavedModel"),
+        ("export", "export a trained recipe model: SavedModel, TFLite (--format tflite) or ONNX (--format onnx)"),
     ):
         sub = commands.add_parser(command, help=text, add_help=False)
         sub.add_argument("recipe", choices=sorted(catalogue()), help="recipe name (see `list`)")

@@ -5,9 +5,16 @@ any; `TRAINABLE` names those that define a `RECIPE`
 (`keras_rnn_lab.training.recipe.Recipe`: one model trained by `model.fit`,
 which tuning, `evaluate` and distributed training reuse); `find(name)` imports
 that one recipe and returns its RECIPE.
+
+The package imports keras_rnn_lab before anything else: `python -m
+recipes.NAME` loads this package first, so the command starts without
+TensorFlow's C++ start-up lines (keras_rnn_lab.quiet_start) before the recipe
+imports keras.
 """
 
 import importlib
+
+import keras_rnn_lab  # noqa: F401  (first: see above)
 
 CATALOGUE = {
     "char_lm": ("many-to-many", "character language model and text generation (Shakespeare's sonnets)"),

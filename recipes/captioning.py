@@ -35,19 +35,16 @@ What to expect (default preset, about 3 minutes on two CPU cores): new scenes
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data import captions, shapes_world  # noqa: E402
-from keras_rnn_lab.data.captions import Vocabulary, teacher_forcing, tokenize  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data import captions, shapes_world
+from keras_rnn_lab.data.captions import Vocabulary, teacher_forcing, tokenize
+from keras_rnn_lab.training import (
     Recipe,
     TrainingConfig,
     add_common_arguments,
@@ -61,22 +58,24 @@ from keras_rnn_lab.training import (  # noqa: E402
     positive_int,
     recurrent_layer,
     stop_early,
+    summaries,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
-from recipes.parts.captioning_captioner import (  # noqa: E402, F401  (SERVED_MAX_WORDS: exports read it here)
+from keras_rnn_lab.training.regularization import layer_regularisation
+from recipes.parts.captioning_captioner import (  # noqa: F401  (SERVED_MAX_WORDS: exports read it here)
     SERVED_MAX_WORDS,
     Captioner,
     evaluate,
+    numeric_endpoints,
     serving_endpoints,
 )
-from recipes.parts.captioning_layers import (  # noqa: E402
+from recipes.parts.captioning_layers import (
     CaptionVocabulary,
     CoordinateChannels,  # noqa: F401  (registered on import; tests/test_old_files.py finds it here)
     WordDropout,
     feature_map,
 )
-from recipes.parts.captioning_report import EpochTimer, format_report, write_grid  # noqa: E402
+from recipes.parts.captioning_report import EpochTimer, format_report, write_grid
 
 # Kept out of training entirely: one pair per shape and colour, so every colour
 # and every shape is still seen, just never together.
@@ -334,6 +333,7 @@ def train(config, data=None, verbose=0):
     grid_path = None
     if config.grid_path is not None:
         grid_path = write_grid(config.grid_path, data, predictions)
+        summaries.log_png(model, history.epoch[-1] if history.epoch else 0, "captions", grid_path)  # in a run dir
     end = time.perf_counter()
     seconds = dict(data=loaded - start, fit=fitted - loaded, evaluation=end - fitted, total=end - start)
     seconds["epoch"] = float(np.mean(timer.seconds))
@@ -346,7 +346,7 @@ def main(argv=None):
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return RECIPE.export_command(argv[1:], serving_endpoints)
+        return RECIPE.export_command(argv[1:], serving_endpoints, numeric_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.captioning"),
         description=__doc__,
@@ -383,7 +383,7 @@ def main(argv=None):
         start = time.perf_counter()
         data = load_data(config)
     loading = time.perf_counter() - start
-    result = train(config, data, verbose=2)
+    result = train(config, data, verbose=training.progress_verbosity())
     result.seconds["data"] += loading
     result.seconds["total"] += loading
     print(format_report(result))

@@ -39,8 +39,8 @@ import tensorflow as tf
 from keras_rnn_lab import training
 from keras_rnn_lab.data import text_data
 from keras_rnn_lab.decoding.generation import TextGenerator
-from keras_rnn_lab.serving import export
-from keras_rnn_lab.training import regularization
+from keras_rnn_lab.training import regularization, summaries
+from recipes.parts.char_lm_serving import numeric_endpoints, sample_command, serving_endpoints  # noqa: F401
 
 HELLO_TEXT = "hello " * 40
 
@@ -217,7 +217,8 @@ def build_model(config, data, stateful=False):
 
 # --- training ------------------------------------------------------------------
 class PrintSamples(keras.callbacks.Callback):
-    """Prints a sample every `every` epochs: watch gibberish turn into verse."""
+    """Prints a sample every `every` epochs: watch gibberish turn into verse (in a run
+    directory also logged, as text at step `epoch`, for TensorBoard: training.summaries)."""
 
     def __init__(self, prime, every, length=200, temperature=0.8):
         super().__init__()
@@ -227,6 +228,7 @@ class PrintSamples(keras.callbacks.Callback):
         if self.every and (epoch + 1) % self.every == 0:
             text = TextGenerator(self.model)(self.prime, self.length, temperature=self.temperature, seed=epoch)[0]
             print(f"\n--- sample after epoch {epoch + 1} ---\n{text}\n---", flush=True)
+            summaries.log_text(self.model, epoch, "sample", text)  # nothing without a run directory
 
 
 def fit_arguments(config, model, data):
@@ -270,7 +272,8 @@ def train(config, out=None):
     model = build_model(config, data)
     if config.tbptt:
         return _train_truncated(config, data, model, out)
-    history = RECIPE.fit(config, data, model, verbose=2)  # ends with the best epoch's weights (early stopping's)
+    # Ends with the best epoch's weights (early stopping's); the bar on a terminal, a line per epoch otherwise.
+    history = RECIPE.fit(config, data, model, verbose=training.progress_verbosity())
     if out is not None:
         RECIPE.save_model(model, out)
     return model, history
@@ -298,7 +301,7 @@ def _train_truncated(config, data, model, out):
         x=stream_dataset(stateful, data.train_text, config),
         validation_data=validation,
         shuffle=False,  # the windows must arrive in order for the state to carry over
-        verbose=2,
+        verbose=training.progress_verbosity(),
     )
     model.set_weights(stateful.get_weights())  # the best epoch's, restored by early stopping
     # The optimizer's state too, so a saved model resumes training like a checkpointed one.
@@ -316,61 +319,13 @@ def load(path, argument="--model"):
     return RECIPE.load_model(path, argument)
 
 
-# --- sampling, serving and the command line ------------------------------------
-def _sample_command(argv):
-    parser = argparse.ArgumentParser(
-        prog=training.program("python -m recipes.char_lm sample"), description="Sample from a saved model."
-    )
-    parser.add_argument("--model", required=True, help="a .keras file saved by training")
-    parser.add_argument("--prime", default="From fairest", help="text the samples continue")
-    parser.add_argument("--length", type=training.positive_int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=training.positive_float, default=0.8, help="< 1 safer, > 1 wilder")
-    parser.add_argument(
-        "--top-k", dest="top_k", type=training.positive_int, help="sample among the k likeliest characters only"
-    )
-    parser.add_argument("--samples", type=training.positive_int, default=1, help="how many samples")
-    parser.add_argument("--seed", type=training.seed, default=0, help="same seed, same text")
-    args = parser.parse_args(argv)
-    if not args.prime:
-        parser.error("argument --prime: expected some text to continue; received ''")
-    with training.usage_errors(parser):  # no such file, not a char_lm model: exit 2
-        generator = TextGenerator(load(args.model))
-        if args.top_k is not None and args.top_k > int(generator.vocabulary.shape[0]):
-            raise ValueError(
-                f"argument --top-k: expected at most the model's {int(generator.vocabulary.shape[0])} characters; "
-                f"received {args.top_k}"
-            )
-    for text in generator(args.prime, args.length, args.temperature, args.top_k, args.seed, args.samples):
-        print(text, end="\n\n")
-    return 0
-
-
-def serving_endpoints(model):
-    """SavedModel signatures (`keras_rnn_lab.serving.export`).  "generate": prime (a
-    string), length, temperature and seed (scalars) -> text, the prime followed
-    by `length` sampled characters: TextGenerator's whole loop inside the graph,
-    so the same seed gives the same text as `sample`."""
-    generator = TextGenerator(model)
-    every_character = int(generator.vocabulary.shape[0])  # no top-k cut
-
-    def generate(prime, length, temperature, seed):
-        return {"text": generator.generate(prime, length, temperature, every_character, seed)[0]}
-
-    specs = [
-        tf.TensorSpec((), tf.string, name="prime"),
-        tf.TensorSpec((), tf.int32, name="length"),
-        tf.TensorSpec((), tf.float32, name="temperature"),
-        tf.TensorSpec((), tf.int32, name="seed"),
-    ]
-    return {"generate": export.Endpoint(generate, specs)}
-
-
+# --- the command line (sampling and serving: recipes/parts/char_lm_serving.py) ---
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sample"]:
-        return _sample_command(argv[1:])
+        return sample_command(argv[1:])
     if argv[:1] == ["export"]:
-        return RECIPE.export_command(argv[1:], serving_endpoints)
+        return RECIPE.export_command(argv[1:], serving_endpoints, numeric_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.char_lm"),
         description=__doc__,

@@ -25,16 +25,13 @@ loss of ~0.12 in 5 epochs, well under the 0.33 of answering 0.
 import argparse
 import dataclasses
 import math
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.training import (
     TrainingConfig,
     add_common_arguments,
     check_positive_int,
@@ -45,7 +42,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation
 
 
 @dataclasses.dataclass

@@ -35,20 +35,17 @@ the README.
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data import series_data  # noqa: E402
-from keras_rnn_lab.diagnostics.forecasting import error_scores, naive_forecast, seasonal_forecast  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data import series_data
+from keras_rnn_lab.diagnostics.forecasting import error_scores, naive_forecast, seasonal_forecast
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import (
     Recipe,
     TrainingConfig,
     add_common_arguments,
@@ -60,9 +57,9 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
-from recipes.parts.forecast_report import METHODS, format_report  # noqa: E402
-from recipes.parts.forecast_scale import OLD_MODEL_NOTE, SeriesScale, series_scale, to_units  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation
+from recipes.parts.forecast_report import METHODS, format_report
+from recipes.parts.forecast_scale import OLD_MODEL_NOTE, SeriesScale, series_scale, to_units
 
 # Inference keeps no activations, so large batches are cheap.
 EVALUATION_BATCH_SIZE = 512
@@ -392,7 +389,7 @@ def main(argv=None):
         choices = dict(dataset=args.dataset, symbol=args.symbol, window=args.window, anchor=args.anchor)
         config = config_from_preset(Config, PRESETS, args.preset, **choices, **common_overrides(args))
         data = load_data(config)
-    result = train(config, data, verbose=2)
+    result = train(config, data, verbose=training.progress_verbosity())
     if args.out is not None:
         RECIPE.save_model(result.model, args.out)
     print(format_report(result))

@@ -42,15 +42,13 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data.text_files import read_text  # noqa: E402
-from keras_rnn_lab.errors import UsageError  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data.text_files import read_text
+from keras_rnn_lab.errors import UsageError
+from keras_rnn_lab.training import (
     INITIALISATIONS,
     RECURRENT_LAYERS,
     TrainingConfig,
@@ -67,8 +65,8 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
-from recipes.parts.long_memory_report import format_table, plot  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation
+from recipes.parts.long_memory_report import format_table, plot
 
 TASKS = ("distractor", "adding")
 LENGTHS = (10, 50, 100, 200, 500)

@@ -28,18 +28,15 @@ the recurrent layer carries its state across the padding unchanged.
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import (
     Recipe,
     TrainingConfig,
     add_common_arguments,
@@ -52,7 +49,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     recurrent_layer,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation
 
 # Token ids: bit b is token b + 1, so that 0 is free for padding.
 PAD, ZERO, ONE = 0, 1, 2
@@ -301,7 +298,7 @@ def main(argv=None):
         configs = [config_from_preset(Config, PRESETS, args.preset, **{**overrides, "seed": seed}) for seed in seeds]
     results = []
     for config in configs:
-        result = train(config, verbose=2)
+        result = train(config, verbose=training.progress_verbosity())
         results.append(result)
         print(format_table([result]).split("\n", 2)[-1], flush=True)  # the row alone, as soon as it exists
         if args.out is not None:

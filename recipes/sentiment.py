@@ -31,22 +31,19 @@ noise of the 1,282-snippet test set.
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import tensorflow as tf  # tf.data input pipelines
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402  (tf.data input pipelines)
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data import labelled_text  # noqa: E402
-from keras_rnn_lab.data.labelled_text import LabelledTexts  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
-from keras_rnn_lab.training import regularization  # noqa: E402
-from recipes.parts.sentiment_report import confusion_matrix, format_report  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data import labelled_text
+from keras_rnn_lab.data.labelled_text import LabelledTexts
+from keras_rnn_lab.serving import export, numeric
+from keras_rnn_lab.training import regularization
+from recipes.parts.sentiment_report import confusion_matrix, format_report
 
 CLASS_NAMES = ("negative", "positive")  # of the shipped snippets: rotten, fresh
 SPLITS = ("train", "validation", "test")
@@ -321,12 +318,24 @@ def serving_endpoints(model, class_names=CLASS_NAMES):
     return {"classify": export.Endpoint(lambda text: postprocess(model(text, training=False)), [text])}
 
 
+def numeric_endpoints(model, class_names=CLASS_NAMES):
+    """The TFLite and ONNX twin (`keras_rnn_lab.serving.numeric`).  "classify_ids":
+    ids (batch, time) int64 as the vectorizer makes them (vocabulary.json: id ->
+    word, 0 padding, 1 [UNK]; tokenizer.json: lower-case, strip punctuation,
+    split on whitespace, pad or cut to sequence_length) -> probabilities and label_id."""
+    classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    ids = tf.TensorSpec((None, None), tf.int64, name="ids")
+    postprocess = export.classifier_outputs(class_names)
+    assets = {**postprocess.assets, **numeric.vectorizer_assets(model.get_layer("vectorizer"))}
+    return {"classify_ids": export.Endpoint(lambda ids: postprocess(classifier(ids, training=False)), [ids], assets)}
+
+
 def main(argv=None):
     """Train both models, print their test results; returns the TrainResult.
     `export --model M.keras --out DIR` exports a trained model instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
-        return RECIPE.export_command(argv[1:], serving_endpoints)
+        return RECIPE.export_command(argv[1:], serving_endpoints, numeric_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.sentiment"),
         description=__doc__,
@@ -360,7 +369,7 @@ def main(argv=None):
             data_dir=args.data_dir,
             **training.common_overrides(args),  # and settings=, the --set values
         )
-    result = train(config)
+    result = train(config, verbose=training.progress_verbosity())
     print()
     print(format_report(result), flush=True)
     if args.out is not None:

@@ -26,19 +26,16 @@ The README has the measured tables.
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data import series_data  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data import series_data
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import (
     Recipe,
     TrainingConfig,
     add_common_arguments,
@@ -51,7 +48,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation
 
 CLASSES = ("sun", "fog", "rain", "drizzle", "snow")  # label ids 0-4, most frequent first
 FEATURES = ("log1p_precipitation", "temp_max", "temp_min", "wind", "sin_day", "cos_day")
@@ -330,7 +327,7 @@ def main(argv=None):
             Config, PRESETS, args.preset, bidirectional=args.bidirectional, window=args.window, **common_overrides(args)
         )
         data = load_data(config)
-    result = train(config, data, verbose=2)
+    result = train(config, data, verbose=training.progress_verbosity())
     if args.out is not None:
         RECIPE.save_model(result.model, args.out)
     print(format_report(result))

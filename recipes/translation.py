@@ -36,19 +36,15 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data import sentence_pairs  # noqa: E402
-from keras_rnn_lab.data.sentence_pairs import END, START, graph_tokens, padded, tokenize  # noqa: E402
-from keras_rnn_lab.decoding import tokens_to_text  # noqa: E402
-from keras_rnn_lab.diagnostics.bleu import corpus_bleu  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data import sentence_pairs
+from keras_rnn_lab.data.sentence_pairs import END, START, graph_tokens, padded, tokenize  # noqa: F401
+from keras_rnn_lab.diagnostics.bleu import bleu_scores
+from keras_rnn_lab.training import (
     Recipe,
     TrainingConfig,
     add_common_arguments,
@@ -62,11 +58,15 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
-from recipes.parts.translation_report import format_report  # noqa: E402
-from recipes.parts.translation_translator import Translator, translate_command  # noqa: E402
-
-SERVED_MAX_LENGTH = 64  # the longest translation a served model writes, in words
+from keras_rnn_lab.training.regularization import layer_regularisation
+from recipes.parts.translation_report import format_report
+from recipes.parts.translation_translator import (  # noqa: F401  (serving's names, as they were here)
+    SERVED_MAX_LENGTH,
+    Translator,
+    numeric_endpoints,
+    serving_endpoints,
+    translate_command,
+)
 
 
 @dataclasses.dataclass
@@ -296,7 +296,7 @@ class TrainResult:
     config: Config
     model: keras.Model
     history: dict  # keras History.history
-    scores: dict  # "greedy" | "beam" -> {"exact_match", "bleu"} on the test split
+    scores: dict  # "greedy" | "beam" -> {"exact_match", "bleu", "sacrebleu"} on the test split
     translations: dict  # "greedy" | "beam" -> test translations (token lists)
     seconds: float  # wall time of data, model, fit
     decode_seconds: dict  # "greedy" | "beam" -> wall time of translating the test split
@@ -304,9 +304,9 @@ class TrainResult:
 
 
 def scores(references, hypotheses):
-    """{"exact_match": fraction of identical token lists, "bleu": corpus BLEU}."""
+    """{"exact_match": fraction of identical token lists, "bleu": corpus BLEU, "sacrebleu": sacreBLEU's or None}."""
     exact = float(np.mean([r == h for r, h in zip(references, hypotheses)]))
-    return {"exact_match": exact, "bleu": corpus_bleu(references, hypotheses)}
+    return {"exact_match": exact, **bleu_scores(references, hypotheses)}  # see keras_rnn_lab.diagnostics.bleu
 
 
 def train(config, data=None, verbose=0):
@@ -327,25 +327,7 @@ def train(config, data=None, verbose=0):
     return TrainResult(config, model, history.history, results, translations, seconds, decode_seconds, data)
 
 
-# --- export and the command ------------------------------------------------------------------------
-def serving_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
-    """SavedModel signatures (`keras_rnn_lab.serving.export`): "translate" (greedy) and
-    "translate_beam" (`beam_width` beams), each text (batch,) raw source
-    sentences -> translation (batch,) strings, words joined by spaces.
-    Tokenizing, both lookups and the whole search run inside the graph."""
-    translator = Translator(model, max_length=max_length)
-    vocabulary = tf.constant(translator.target_vocabulary)
-
-    def translate_with(width):
-        def translate(text):
-            tokens, lengths = translator.search(graph_tokens(text), width, max_length)  # (batch, max_length)
-            return {"translation": tokens_to_text(tokens, lengths, vocabulary, skip=(translator.end,))}
-
-        return export.Endpoint(translate, [tf.TensorSpec((None,), tf.string, name="text")])
-
-    return {"translate": translate_with(1), "translate_beam": translate_with(beam_width)}
-
-
+# --- the command (decoding and serving: recipes/parts/translation_translator.py) -------------------
 def main(argv=None):
     """Train once, print exact match and BLEU of greedy and beam search; returns the TrainResult.
     `translate --model M.keras SENTENCE...` translates with a saved model instead."""
@@ -353,7 +335,7 @@ def main(argv=None):
     if argv[:1] == ["translate"]:
         return translate_command(argv[1:])
     if argv[:1] == ["export"]:
-        return RECIPE.export_command(argv[1:], serving_endpoints)
+        return RECIPE.export_command(argv[1:], serving_endpoints, numeric_endpoints)
     parser = argparse.ArgumentParser(
         prog=training.program("python -m recipes.translation"),
         description=__doc__,
@@ -388,7 +370,7 @@ def main(argv=None):
             Config, PRESETS, args.preset, **{n: getattr(args, n) for n in names}, **common_overrides(args)
         )
         data = load_data(config)
-    result = train(config, data, verbose=2)
+    result = train(config, data, verbose=training.progress_verbosity())
     if args.out is not None:
         RECIPE.save_model(result.model, args.out)
     print(format_report(result))

@@ -37,17 +37,14 @@ the input gradient dL/dx, and for dL/dh all but b = 2 (4.9e-3 < 1e-2).  `--init 
 
 import argparse
 import dataclasses
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.diagnostics.gradient_probe import probe_gradients  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.diagnostics.gradient_probe import probe_gradients
+from keras_rnn_lab.training import (
     INITIALISATIONS,
     RECURRENT_LAYERS,
     add_common_arguments,
@@ -57,6 +54,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     config_from_preset,
     initialisation,
     recurrent_layer,
+    summaries,
     usage_errors,
 )
 
@@ -300,7 +298,10 @@ def main(argv=None):
     print(format_table(config, sweep, "LSTM sweep"))
     print()
     print(format_claims(lecture_claims(cells, sweep)))
-    print(f"\nheat map: {plot_heatmap(cells, args.heatmap)}\ncurves: {plot_curves(cells, sweep, args.curves)}")
+    heatmap, curves = plot_heatmap(cells, args.heatmap), plot_curves(cells, sweep, args.curves)
+    for tag, path in (("gradient_heat_map", heatmap), ("gradient_norm_against_distance", curves)):
+        summaries.log_png("vanishing_gradients", 0, tag, path)  # for TensorBoard, in a run directory only
+    print(f"\nheat map: {heatmap}\ncurves: {curves}")
     return cells, sweep
 
 

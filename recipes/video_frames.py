@@ -25,20 +25,17 @@ frame can show) about 99.8%.  The README has the measured tables.
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.data import moving_digits  # noqa: E402
-from keras_rnn_lab.data.moving_digits import DIGIT_CLASSES, DIGIT_SIZE, MOTION_NAMES, SPLITS, TARGETS  # noqa: E402
-from keras_rnn_lab.serving import export  # noqa: E402
-from keras_rnn_lab.training import (  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.data import moving_digits
+from keras_rnn_lab.data.moving_digits import DIGIT_CLASSES, DIGIT_SIZE, MOTION_NAMES, SPLITS, TARGETS
+from keras_rnn_lab.serving import export
+from keras_rnn_lab.training import (
     Recipe,
     TrainingConfig,
     add_common_arguments,
@@ -52,7 +49,7 @@ from keras_rnn_lab.training import (  # noqa: E402
     stop_early,
     usage_errors,
 )
-from keras_rnn_lab.training.regularization import layer_regularisation  # noqa: E402
+from keras_rnn_lab.training.regularization import layer_regularisation
 
 # Inference keeps no activations, so big batches are cheap and fast.
 EVALUATION_BATCH_SIZE = 256
@@ -303,7 +300,7 @@ def main(argv=None):
     recipe_flags = {name: getattr(args, name) for name in ("target", "canvas_size", "frames", "train_clips")}
     with usage_errors(parser):  # the Config first, so a bad value stops the command before any data is made
         config = config_from_preset(Config, PRESETS, args.preset, **common_overrides(args), **recipe_flags)
-    result = train(config, verbose=2)
+    result = train(config, verbose=training.progress_verbosity())
     print(format_report(result))
     if args.out is not None:
         RECIPE.save_model(result.model, args.out)

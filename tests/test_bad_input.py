@@ -139,6 +139,12 @@ CASES = [
         2,
         "is a 'sentiment' model; expected a 'parity'",
     ),
+    (["export", "parity", "--model", "{parity_model}", "--out", "x", "--format", "tfjs"], 2, "invalid choice: 'tfjs'"),
+    (
+        ["export", "parity", "--model", "{parity_model}", "--out", "{folder}", "--format", "tflite"],
+        2,
+        "exists and is not empty",
+    ),
     # sample
     (["sample"], 2, "the following arguments are required: --model"),
     (["sample", "--model", "{parity_model}"], 2, "is a 'parity' model; expected a 'char_lm' model"),

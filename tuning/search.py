@@ -37,14 +37,12 @@ import math
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras_tuner
 
-import keras_tuner  # noqa: E402
-
-from keras_rnn_lab import training  # noqa: E402
-from keras_rnn_lab.diagnostics import capacity  # noqa: E402
-from keras_rnn_lab.output_paths import check_writable_parent  # noqa: E402
-from tuning import hypermodels  # noqa: E402
+from keras_rnn_lab import training
+from keras_rnn_lab.diagnostics import capacity
+from keras_rnn_lab.output_paths import check_writable_parent
+from tuning import hypermodels
 
 TUNERS = {
     "random": keras_tuner.RandomSearch,
@@ -322,7 +320,12 @@ def main(argv=None):
         help="fail trials whose model has more parameters than training examples",
     )
     parser.add_argument("--top", type=training.positive_int, default=5, help="trials in the final table")
-    parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras fit verbosity per trial")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        help="Keras fit verbosity per trial (default: the bar on a terminal, a line per epoch otherwise)",
+    )
     args = parser.parse_args(argv)
     with training.usage_errors(parser):
         check_writable_parent(args.directory, "--directory", kind="directory")  # before any trial, not after one
@@ -331,7 +334,7 @@ def main(argv=None):
             args.recipe,
             preset=args.preset,
             capacity_action="reject" if args.reject_oversized else "warn",
-            verbose=args.verbose,
+            verbose=training.progress_verbosity(args.verbose),
             **overrides,
         )
         if role() == "worker":

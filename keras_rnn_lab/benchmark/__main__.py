@@ -1,11 +1,8 @@
-"""`python -m keras_rnn_lab.benchmark`."""
+"""`python -m keras_rnn_lab.benchmark` (started quietly: `-m` imports keras_rnn_lab first, see its quiet_start)."""
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_rnn_lab.benchmark.command import main  # noqa: E402
-from keras_rnn_lab.training import run_command  # noqa: E402
+from keras_rnn_lab.benchmark.command import main
+from keras_rnn_lab.training import run_command
 
 sys.exit(run_command(main, "python -m keras_rnn_lab.benchmark"))

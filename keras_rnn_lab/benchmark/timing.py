@@ -21,8 +21,8 @@ from keras_rnn_lab.benchmark.matmuls_only import MATMULS_ONLY, matmuls_only_step
 from keras_rnn_lab.benchmark.report import with_speedups
 
 
-def interleaved_medians(candidates, repeats, warmup=2):
-    """{name: median seconds} with every repeat running each candidate once."""
+def interleaved_samples(candidates, repeats, warmup=2):
+    """{name: [seconds of each repeat]} with every repeat running each candidate once, in turn."""
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
@@ -32,6 +32,12 @@ def interleaved_medians(candidates, repeats, warmup=2):
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def interleaved_medians(candidates, repeats, warmup=2):
+    """{name: median seconds} with every repeat running each candidate once."""
+    samples = interleaved_samples(candidates, repeats, warmup)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

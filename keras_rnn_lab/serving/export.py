@@ -27,7 +27,6 @@ A process killed outright (SIGKILL, SIGTERM) cleans nothing up: the next
 export to OUT warns about what was left (see `_warn_about_leftovers`).
 """
 
-import argparse
 import contextlib
 import dataclasses
 import os
@@ -43,10 +42,10 @@ import tensorflow as tf
 from keras_rnn_lab.errors import UsageError
 from keras_rnn_lab.output_paths import check_writable_parent
 from keras_rnn_lab.training import model_files
-from keras_rnn_lab.training.command_line import usage_errors
 
 SAVED_MODEL_VERSION = 1  # TensorFlow Serving's numbered version directory
 KERAS_FILE = "model.keras"
+LABELS_FILE = "labels.json"  # label_id -> the label's name, beside a numeric export
 
 
 @dataclasses.dataclass
@@ -56,6 +55,9 @@ class Endpoint:
 
     fn: object
     input_signature: list
+    # Files a client needs beside a numeric export (TFLite, ONNX), name ->
+    # JSON value: e.g. "labels.json" (label_id -> name), "vocabulary.json" (id -> token).
+    assets: dict = dataclasses.field(default_factory=dict)
 
 
 def array_endpoint(model, output="predictions", postprocess=None, input_names=None):
@@ -76,18 +78,22 @@ def array_endpoint(model, output="predictions", postprocess=None, input_names=No
         outputs = model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
         return postprocess(outputs) if postprocess is not None else {output: outputs}
 
-    return Endpoint(serve, specs)
+    return Endpoint(serve, specs, dict(getattr(postprocess, "assets", {})))
 
 
 def classifier_outputs(class_names):
     """`postprocess` for a model of logits (..., classes): softmax
     probabilities, the label id (argmax, int32) and the label's name."""
-    names = tf.constant([str(name) for name in class_names])
+    names = [str(name) for name in class_names]
 
     def outputs(logits):
         label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return {"probabilities": tf.nn.softmax(logits), "label_id": label_id, "label": tf.gather(names, label_id)}
+        # A constant of the traced graph, not a captured eager tensor: a numeric
+        # twin drops "label", and tf2onnx fails on a capture that nothing reads.
+        label = tf.gather(tf.constant(names), label_id)
+        return {"probabilities": tf.nn.softmax(logits), "label_id": label_id, "label": label}
 
+    outputs.assets = {LABELS_FILE: names}  # for the numeric twins' clients
     return outputs
 
 
@@ -131,6 +137,40 @@ def export_saved_model(model, endpoints, out_dir, overwrite=False, keras_copy=Tr
     check_target(out_dir, overwrite, argument="`out_dir`")
     if not endpoints:
         raise ValueError("Argument `endpoints` must name at least one serving function; received none.")
+
+    def write(staging):
+        write_saved_model(model, endpoints, os.path.join(staging, str(SAVED_MODEL_VERSION)))
+        if keras_copy:
+            save_keras_copy(model, staging)
+
+    return os.path.join(write_atomically(out_dir, write, overwrite), str(SAVED_MODEL_VERSION))
+
+
+def save_keras_copy(model, folder):
+    """`model` as FOLDER/model.keras, keeping its recipe record (`training.model_files`)."""
+    model_files.save_model(model, os.path.join(folder, KERAS_FILE))
+
+
+def write_saved_model(model, endpoints, path):
+    """`endpoints` of `model` as a SavedModel at `path` (the first is also
+    `serving_default`); the plain write, without the staging of `write_atomically`."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name, endpoint.fn, input_signature=endpoint.input_signature)
+    archive.write_out(path, verbose=False)
+
+
+def write_atomically(out_dir, write, overwrite=False, argument="`out_dir`"):
+    """Call `write(staging)` to fill a hidden staging directory beside
+    `out_dir`, then rename it into place as `out_dir`; returns its absolute path.
+
+    Every export format goes through here: nothing at `out_dir` changes until
+    `write` has returned, and a `write` that fails (an error, Ctrl-C) leaves
+    no staging directory behind.  A non-empty `out_dir` is only replaced with
+    `overwrite`.
+    """
+    check_target(out_dir, overwrite, argument=argument)
     out_dir = os.path.abspath(out_dir)
     os.makedirs(os.path.dirname(out_dir), exist_ok=True)
     _warn_about_leftovers(out_dir)
@@ -138,13 +178,7 @@ def export_saved_model(model, endpoints, out_dir, overwrite=False, keras_copy=Tr
     try:
         with _interrupts_deferred():  # so that `staging` is set before a Ctrl-C can land
             staging = _make_staging_dir(out_dir)
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        for name, endpoint in endpoints.items():
-            archive.add_endpoint(name, endpoint.fn, input_signature=endpoint.input_signature)
-        archive.write_out(os.path.join(staging, str(SAVED_MODEL_VERSION)), verbose=False)
-        if keras_copy:
-            model_files.save_model(model, os.path.join(staging, KERAS_FILE))  # keeps the recipe record
+        write(staging)
         with _interrupts_deferred():
             _replace(staging, out_dir)
     except BaseException:  # KeyboardInterrupt too: the partial export goes, OUT stays as it was
@@ -152,7 +186,7 @@ def export_saved_model(model, endpoints, out_dir, overwrite=False, keras_copy=Tr
             with _interrupts_deferred():
                 _remove_tree(staging)  # gone already if only the old OUT's removal failed
         raise
-    return os.path.join(out_dir, str(SAVED_MODEL_VERSION))
+    return out_dir
 
 
 def _replace(staging, out_dir):
@@ -259,22 +293,3 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
         if received:
             signal.raise_signal(signal.SIGINT)  # to the handler that was there: KeyboardInterrupt by default
-
-
-def export_command(argv, prog, load_model, endpoints):
-    """`python -m recipes.NAME export --model PATH --out DIR [--overwrite]`:
-    load the .keras model (`load_model(path)`, which refuses another recipe's),
-    build its endpoints, export; returns the SavedModel path.  `prog` names the
-    command as typed."""
-    parser = argparse.ArgumentParser(prog=prog, description="Export a trained model as a SavedModel.")
-    parser.add_argument("--model", required=True, help="a .keras file saved by training (--out)")
-    parser.add_argument("--out", required=True, help="the export directory (TensorFlow Serving's base path)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    args = parser.parse_args(argv)
-    with usage_errors(parser):  # no such model, another recipe's model, an --out we cannot write: exit 2
-        check_target(args.out, args.overwrite)
-        model = load_model(args.model)
-    served = endpoints(model)
-    path = export_saved_model(model, served, args.out, overwrite=args.overwrite)
-    print(f"exported the signatures {sorted(served)} to {path}")
-    return path

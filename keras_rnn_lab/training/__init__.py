@@ -2,7 +2,8 @@
 
 config          TrainingConfig (the shared fields, checked once), config_from_preset
 recipe          Recipe, the one contract between a recipe and its consumers; find(name)
-command_line    the common flags, argparse types, usage errors, run_command (every entry point)
+command_line    the common flags, argparse types, usage errors, run_command (every entry point),
+                progress_verbosity (the bar on a terminal, a line per epoch otherwise)
 model_files     .keras files that record their recipe, saved atomically, checked on load
 callbacks       stop_early, StopAt, ResetStates
 optimizers      make_optimizer (with clipping), compile_for_classes
@@ -10,6 +11,7 @@ initializers    the lecture's initialisation, ForgetGateBias
 regularization  dropout and L1/L2 fields of a Config
 windows         truncated-BPTT windows
 runs            run directories: config, checkpoints, logs, resume
+summaries       text and images beside a run's TensorBoard curves (imported by name: TensorFlow)
 distributed     the tf.distribute custom step
 """
 
@@ -24,6 +26,7 @@ from keras_rnn_lab.training.command_line import (
     positive_float,
     positive_int,
     program,
+    progress_verbosity,
     run_command,
     seed,
     setting,
@@ -65,6 +68,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "program",
+    "progress_verbosity",
     "run_command",
     "seed",
     "setting",

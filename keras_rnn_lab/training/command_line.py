@@ -8,7 +8,6 @@ import argparse
 import ast
 import contextlib
 import math
-import os
 import sys
 import traceback
 
@@ -16,8 +15,8 @@ from keras_rnn_lab._validation import MAX_SEED
 from keras_rnn_lab.errors import UsageError, UserError, first_line
 from keras_rnn_lab.layers import RECURRENT_LAYERS
 from keras_rnn_lab.output_paths import check_writable_parent
+from keras_rnn_lab.quiet_start import DEBUG_VARIABLE, debug_wanted
 
-DEBUG_VARIABLE = "KERAS_RNN_LAB_DEBUG"  # =1: tracebacks too, like --debug
 _TYPED_AS = []  # how the user typed the running command, innermost last (see `program`)
 _DEBUG = [False]  # whether the running command asked for tracebacks (run_command sets it)
 
@@ -45,8 +44,13 @@ def program(default):
 
 def debugging(argv):
     """(whether tracebacks are wanted: --debug or KERAS_RNN_LAB_DEBUG=1, argv without --debug)."""
-    wanted = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
-    return wanted, [a for a in argv if a != "--debug"]
+    return debug_wanted(argv), [a for a in argv if a != "--debug"]
+
+
+def debug_requested():
+    """Whether the running command asked for tracebacks and whole messages
+    (--debug, or KERAS_RNN_LAB_DEBUG=1 in the environment)."""
+    return _DEBUG[0] or debugging([])[0]
 
 
 def run_command(main, label, argv=None):
@@ -84,6 +88,24 @@ def _describe(error):
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.strerror or error}: {error.filename!r}"
     return f"{type(error).__name__}: {first_line(error) if str(error).strip() else 'no message'}"
+
+
+def progress_verbosity(verbose=None, stream=None):
+    """`model.fit`'s `verbose` for a command: `verbose` when given (0, 1 or 2);
+    else Keras's progress bar (1) when `stream` (default stdout) is a terminal
+    or a notebook, and one line per epoch (2) otherwise.
+
+    Not Keras's "auto": Keras 3 makes that 1 everywhere, and its bar treats every
+    POSIX system as a live display, so into a pipe or a log file it writes each
+    redraw (carriage returns and colour codes, some 20 a second) instead of a line."""
+    if verbose is not None:
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    try:
+        terminal = bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        terminal = False
+    return 1 if terminal or "ipykernel" in sys.modules else 2
 
 
 def add_common_arguments(parser, presets):

@@ -115,13 +115,16 @@ class Recipe:
         UsageError naming `argument`); see `training.model_files`."""
         return model_files.load_recipe_model(path, self.name, self.legacy_model_names, argument, **load_arguments)
 
-    def export_command(self, argv, endpoints):
-        """`python -m recipes.NAME export --model M.keras --out DIR`: the model
-        (this recipe's, else a usage error) exported with `endpoints(model)`;
-        see `keras_rnn_lab.serving.export.export_command`."""
-        from keras_rnn_lab.serving import export  # TensorFlow's SavedModel: only when exporting
+    def export_command(self, argv, serving_endpoints, numeric_endpoints=None):
+        """`python -m recipes.NAME export --model M.keras --out DIR [--format F]`:
+        the model (this recipe's, else a usage error) exported with
+        `serving_endpoints(model)` (SavedModel) or their numeric twins
+        (TFLite, ONNX; `numeric_endpoints(model)` for those that take
+        strings); see `keras_rnn_lab.serving.command`."""
+        from keras_rnn_lab.serving import command  # TensorFlow's exporters: only when exporting
 
-        return export.export_command(argv, program(f"python -m recipes.{self.name} export"), self.load_model, endpoints)
+        prog = program(f"python -m recipes.{self.name} export")
+        return command.export_command(argv, prog, self.load_model, serving_endpoints, numeric_endpoints, self.name)
 
     def train_new_model(self, config, data=None, callbacks=(), verbose=0):
         """A recipe's training from scratch: the seed, the data (loaded unless

@@ -12,8 +12,8 @@ from keras_rnn_lab._validation import check_positive_int
 from keras_rnn_lab.data.captions import END, PAD, START, Vocabulary, tokenize
 from keras_rnn_lab.decoding import decode, tokens_to_text
 from keras_rnn_lab.decoding.stepping import attention_readout, cell_step
-from keras_rnn_lab.diagnostics.bleu import corpus_bleu
-from keras_rnn_lab.serving import export
+from keras_rnn_lab.diagnostics.bleu import bleu_scores
+from keras_rnn_lab.serving import export, numeric
 
 EVALUATION_BATCH_SIZE = 500  # decoding keeps no activations: big batches are cheap
 SERVED_MAX_WORDS = 16  # the longest caption a served model writes (shapes-world captions have at most 11 words)
@@ -108,12 +108,38 @@ def serving_endpoints(model, vocabulary=None, beam_width=3, max_length=SERVED_MA
     return {"caption": caption_with(1), "caption_beam": caption_with(beam_width)}
 
 
+def numeric_endpoints(model, vocabulary=None, beam_width=3, max_length=SERVED_MAX_WORDS):
+    """The TFLite and ONNX twins (`keras_rnn_lab.serving.numeric`): "caption_ids"
+    (greedy) and "caption_beam_ids", each image (batch, H, W, 3) uint8 ->
+    tokens (batch, max_length) int32, word ids (vocabulary.json), of which
+    the first `lengths` (batch,) count; the end and padding words (end_id,
+    pad_id) are not words of the caption.  The whole search is in the file."""
+    vocabulary = vocabulary or model_vocabulary(model)
+    serving_endpoints(model, vocabulary, beam_width, max_length)  # the same checks
+    captioner = Captioner(model)
+    image = model.get_layer("image").output
+    words = [str(word) for word in vocabulary.words]
+    assets = {numeric.VOCABULARY_FILE: words, numeric.TOKENIZER_FILE: {"end_id": END, "pad_id": PAD}}
+
+    def caption_with(width):
+        def caption_ids(image):
+            states, constants = captioner.encode(image)
+            tokens, lengths = decode(captioner.step, states, START, END, max_length, width, constants)
+            return {"tokens": tokens, "lengths": lengths}
+
+        spec = tf.TensorSpec((None, *image.shape[1:]), image.dtype, name="image")
+        return export.Endpoint(caption_ids, [spec], assets)
+
+    return {"caption_ids": caption_with(1), "caption_beam_ids": caption_with(beam_width)}
+
+
 def caption_scores(references, predictions):
     """{"exact": share of predictions equal to one of their references (word for word),
-    "bleu": corpus BLEU-4 of the predictions}."""
+    "bleu": corpus BLEU-4 of the predictions (0-1), "sacrebleu": sacreBLEU's (0-100, or
+    None without the sacrebleu package; see keras_rnn_lab.diagnostics.bleu)}."""
     exact = np.mean([tokenize(p) in [tokenize(r) for r in refs] for p, refs in zip(predictions, references)])
-    bleu = corpus_bleu([[tokenize(r) for r in refs] for refs in references], [tokenize(p) for p in predictions])
-    return {"exact": float(exact), "bleu": float(bleu)}
+    scores = bleu_scores([[tokenize(r) for r in refs] for refs in references], [tokenize(p) for p in predictions])
+    return {"exact": float(exact), **scores}
 
 
 def evaluate(captioner, caption_set, data, beam_width=1, length_penalty=0.0):

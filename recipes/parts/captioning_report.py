@@ -8,6 +8,7 @@ import time
 import keras
 
 from keras_rnn_lab.data.captions import tokenize
+from keras_rnn_lab.diagnostics.bleu import sacrebleu_note
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -89,7 +90,8 @@ def _wrap(text, width=34):
 
 
 def format_report(result):
-    """Exact match and BLEU-4 of every test split and decoding, then how the held-out pairs were named."""
+    """Exact match and BLEU-4 (ours and sacreBLEU's) of every test split and decoding,
+    then how the held-out pairs were named."""
     config, data = result.config, result.data
     attention = "with attention" if config.attention else "no attention"
     seconds = result.seconds
@@ -99,7 +101,7 @@ def format_report(result):
         f"({seconds['epoch']:.1f} s each), {seconds['total']:.0f} s in all "
         f"(data {seconds['data']:.0f} s, fit {seconds['fit']:.0f} s, captions {seconds['evaluation']:.0f} s)",
         "",
-        f"{'':<44}{'exact':>8}{'BLEU-4':>8}",
+        f"{'':<44}{'exact':>8}{'BLEU-4':>8}{'sacreBLEU':>11}",
     ]
     titles = {"test": "test images"}
     if data.source == "shapes":
@@ -107,7 +109,9 @@ def format_report(result):
     for split, by_method in result.scores.items():
         for method, score in by_method.items():
             label = f"{titles[split]}, {method}" + (f" (width {config.beam_width})" if method == "beam" else "")
-            lines.append(f"{label:<44}{100 * score['exact']:>7.1f}%{score['bleu']:>8.3f}")
+            sacre = f"{score['sacrebleu']:>11.2f}" if score.get("sacrebleu") is not None else f"{'-':>11}"
+            lines.append(f"{label:<44}{100 * score['exact']:>7.1f}%{score['bleu']:>8.3f}{sacre}")
+    lines.append(sacrebleu_note())
     if "held_out" in result.predictions:
         lines += ["", "held-out pairs (beam): named right / seen, and what was said instead"]
         named = held_out_naming(

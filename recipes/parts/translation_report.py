@@ -1,7 +1,8 @@
-"""translation's report: exact match and BLEU of both searches, then a few
-test sentences greedy decoding got wrong."""
+"""translation's report: exact match, BLEU (ours and sacreBLEU's) of both
+searches, then a few test sentences greedy decoding got wrong."""
 
 from keras_rnn_lab.data.sentence_pairs import SPLITS
+from keras_rnn_lab.diagnostics.bleu import sacrebleu_note
 
 
 def format_report(result, examples=5):
@@ -12,10 +13,14 @@ def format_report(result, examples=5):
     model += f" {config.units}{' + attention' if config.attention else ''}"
     epochs = len(result.history["loss"])
     lines = [f"{data.name}: {counts} pairs; {model}", f"{epochs} epochs, {result.seconds:.0f} s training", ""]
-    lines.append(f"{'test':<18}{'exact match':>12}{'BLEU':>8}{'seconds':>9}")
+    lines.append(f"{'test':<18}{'exact match':>12}{'BLEU':>8}{'sacreBLEU':>11}{'seconds':>9}")
     for method, label in (("greedy", "greedy"), ("beam", f"beam (width {config.beam_width})")):
         s = result.scores[method]
-        lines.append(f"{label:<18}{s['exact_match']:>12.4f}{s['bleu']:>8.4f}{result.decode_seconds[method]:>9.1f}")
+        sacre = f"{s['sacrebleu']:>11.2f}" if s.get("sacrebleu") is not None else f"{'-':>11}"
+        lines.append(
+            f"{label:<18}{s['exact_match']:>12.4f}{s['bleu']:>8.4f}{sacre}{result.decode_seconds[method]:>9.1f}"
+        )
+    lines.append(sacrebleu_note())
     sources, references = data.pairs["test"]
     wrong = [i for i, (r, h) in enumerate(zip(references, result.translations["greedy"])) if r != h]
     if wrong:

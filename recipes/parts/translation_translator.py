@@ -1,6 +1,7 @@
 """translation's decoding: `Translator` steps the trained decoder's own layers
-(greedy or beam search, `keras_rnn_lab.decoding`), and the `translate`
-command translates sentences with a saved model."""
+(greedy or beam search, `keras_rnn_lab.decoding`), the `translate` command
+translates sentences with a saved model, and the export's endpoints serve
+the same search (strings in the SavedModel, token ids in TFLite and ONNX)."""
 
 import argparse
 import importlib
@@ -8,9 +9,13 @@ import importlib
 import tensorflow as tf
 
 from keras_rnn_lab import decoding
-from keras_rnn_lab.data.sentence_pairs import END, START, padded, tokenize
+from keras_rnn_lab.data.sentence_pairs import END, START, TOKEN, graph_tokens, padded, tokenize
+from keras_rnn_lab.decoding import tokens_to_text
 from keras_rnn_lab.decoding.stepping import attention_readout, cell_step
+from keras_rnn_lab.serving import export, numeric
 from keras_rnn_lab.training import positive_int, program, usage_errors
+
+SERVED_MAX_LENGTH = 64  # the longest translation a served model writes, in words
 
 
 class Translator:
@@ -112,3 +117,55 @@ def translate_command(argv):
     for sentence, words in zip(args.sentences, translations):
         print(f"{sentence}\t{' '.join(words)}")
     return translations
+
+
+def serving_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
+    """SavedModel signatures (`keras_rnn_lab.serving.export`): "translate" (greedy) and
+    "translate_beam" (`beam_width` beams), each text (batch,) raw source
+    sentences -> translation (batch,) strings, words joined by spaces.
+    Tokenizing, both lookups and the whole search run inside the graph."""
+    translator = Translator(model, max_length=max_length)
+    vocabulary = tf.constant(translator.target_vocabulary)
+
+    def translate_with(width):
+        def translate(text):
+            tokens, lengths = translator.search(graph_tokens(text), width, max_length)  # (batch, max_length)
+            return {"translation": tokens_to_text(tokens, lengths, vocabulary, skip=(translator.end,))}
+
+        return export.Endpoint(translate, [tf.TensorSpec((None,), tf.string, name="text")])
+
+    return {"translate": translate_with(1), "translate_beam": translate_with(beam_width)}
+
+
+def numeric_endpoints(model, beam_width=4, max_length=SERVED_MAX_LENGTH):
+    """The TFLite and ONNX twins (`keras_rnn_lab.serving.numeric`): "translate_ids"
+    (greedy) and "translate_beam_ids", each source_ids (batch, time) int64, the
+    source words' ids (source_vocabulary.json; 0 padding, 1 unknown; tokenizer.json:
+    lower-case, then `token_pattern`'s matches) -> tokens (batch, max_length)
+    int32, target ids (target_vocabulary.json), of which the first `lengths`
+    (batch,) count, [END] (end_id) last.  The whole search is in the file."""
+    translator = Translator(model, max_length=max_length)
+    source_vocabulary = [str(word) for word in translator.source_lookup.get_vocabulary()]
+    assets = {
+        "source_vocabulary.json": source_vocabulary,
+        "target_vocabulary.json": [str(word) for word in translator.target_vocabulary],
+        numeric.TOKENIZER_FILE: {
+            "lowercase": True,
+            "token_pattern": TOKEN.pattern,
+            "pad_id": 0,
+            "oov_id": source_vocabulary.index("[UNK]"),
+            "end_id": translator.end,
+        },
+    }
+
+    def translate_with(width):
+        def translate_ids(source_ids):
+            states, constants = translator.encode(source_ids)
+            tokens, lengths = decoding.decode(
+                translator.step, states, translator.start, translator.end, max_length, width, constants
+            )
+            return {"tokens": tokens, "lengths": lengths}
+
+        return export.Endpoint(translate_ids, [tf.TensorSpec((None, None), tf.int64, name="source_ids")], assets)
+
+    return {"translate_ids": translate_with(1), "translate_beam_ids": translate_with(beam_width)}
