@@ -1,6 +1,7 @@
 """The character language model recipe on tiny data."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -158,3 +159,40 @@ def test_clipping_is_a_config_field_and_a_flag(monkeypatch):
 def test_config_errors_name_the_recipes_own_fields(field, value):
     with pytest.raises((ValueError, TypeError), match=f"`{field}`"):
         char_lm.RECIPE.config("tiny", {field: value})
+
+
+def test_samples_show_the_lectures_progression_at_first_early_and_at_the_end(capsys):
+    # sample_every 3 over 4 epochs: before training, after epoch 1 and 3, and at the end (4).
+    config = char_lm.RECIPE.config("tiny", {"sample_every": 3, "patience": 10}, epochs=4, units=8, cell="simple_rnn")
+    char_lm.train(config)
+    headings = re.findall(r"--- sample (.*?) ---\n", capsys.readouterr().out)
+    assert headings == [
+        "before training (at first: random characters)",
+        "after epoch 1",
+        "after epoch 3",
+        "at the end (epoch 4)",
+    ]
+
+
+def test_the_corpus_flag_and_the_stride_that_suits_the_texts_size(monkeypatch):
+    seen = {}
+
+    class Parsed(Exception):
+        pass
+
+    def record(config, out=None):  # stands in for training: only the parsed Config matters here
+        seen["config"] = config
+        raise Parsed
+
+    monkeypatch.setattr(char_lm, "train", record)
+    with pytest.raises(Parsed):
+        char_lm.main(["--corpus", "tiny_shakespeare", "--preset", "tiny"])
+    assert seen["config"].corpus == "tiny_shakespeare" and seen["config"].text is None
+    small = char_lm.Data("x" * 90_000, "y" * 10_000, ["x", "y"])
+    large = char_lm.Data("x" * 900_000, "y" * 100_000, ["x", "y"])
+    config = char_lm.RECIPE.config("default")
+    assert char_lm.window_stride(config, small) == 10  # the sonnets: overlapping windows
+    assert char_lm.window_stride(config, large) == config.window  # Tiny Shakespeare: each character once
+    assert char_lm.window_stride(dataclasses.replace(config, stride=7), large) == 7
+    with pytest.raises(ValueError, match=r"`corpus` must be one of \['sonnets', 'tiny_shakespeare'\]"):
+        char_lm.RECIPE.config("default", {"corpus": "war_and_peace"})

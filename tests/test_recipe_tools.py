@@ -85,6 +85,21 @@ def test_stop_early_stops_on_nan_and_at_the_target(rng):
     assert accuracies[-1] >= 0.9 and all(a < 0.9 for a in accuracies[:-1]) and len(accuracies) < 50
 
 
+def test_time_budget_stops_before_an_epoch_would_end_past_it(rng):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    budget = training.TimeBudget(minutes=1.0)
+    readings = iter(range(0, 10_000, 7))  # every reading of its clock is 7 s after the last
+    budget.clock = lambda: float(next(readings))
+    x = rng.normal(size=(8, 2)).astype("float32")
+    history = model.fit(x, x[:, :1], epochs=100, callbacks=[budget], verbose=0)
+    # Begin 0; each epoch reads the clock twice 7 s apart (7 s long) and starts 7 s
+    # after the last ended: epoch k ends at 14k s; it stops once 14k + 7 > 60, k = 4.
+    assert len(history.history["loss"]) == budget.stopped_after == 4
+    with pytest.raises(ValueError, match="`minutes` must be a positive number"):
+        training.TimeBudget(0)
+
+
 def test_forget_gate_bias_and_the_lecture_initialisation():
     layer = training.recurrent_layer("lstm", 5, **initialisation("lstm", "lecture", forget_bias=3.0, seed=1))
     layer.build((None, None, 400))

@@ -80,11 +80,15 @@ def test_char_lm_samples_are_logged_as_printed_beside_the_scalars(tmp_path, caps
     )
     with runs.active(runs.RunDirectory(tmp_path)):
         model, _ = char_lm.train(config)
-    printed = re.findall(r"--- sample after epoch (\d+) ---\n(.*?)\n---\n", capsys.readouterr().out, re.DOTALL)
-    assert [epoch for epoch, _ in printed] == ["1", "2"]
+    printed = re.findall(r"--- sample (.*?) ---\n(.*?)\n---\n", capsys.readouterr().out, re.DOTALL)
+    assert [heading for heading, _ in printed] == [
+        "before training (at first: random characters)",
+        "after epoch 1",
+        "after epoch 2",
+    ]
     logs = tmp_path / model.name / "logs"
     logged = events(logs)["sample"]
-    assert [(step, plugin) for step, plugin, _ in logged] == [(0, "text"), (1, "text")]  # step = epoch, 0-based
+    assert [(step, plugin) for step, plugin, _ in logged] == [(0, "text"), (1, "text"), (2, "text")]  # epochs trained
     assert [text.item().decode() for _, _, text in logged] == [text for _, text in printed]
     assert glob.glob(str(logs / "train" / "events.out.tfevents.*"))  # Keras's TensorBoard scalars, beside them
 

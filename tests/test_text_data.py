@@ -5,6 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from keras_rnn_lab.data import text_data
+from keras_rnn_lab.errors import RunError, UsageError
 
 
 def test_sonnets_prepare_offline_and_load_through_tfds(tmp_path):
@@ -59,3 +60,21 @@ def test_windows_are_inputs_and_next_characters():
     assert ["".join(row) for row in targets] == [text[s + 1 : s + 5] for s in starts]
     with pytest.raises(ValueError, match="`window`"):
         text_data.char_windows("abc", window=5, stride=1, batch_size=1)
+
+
+def test_tiny_shakespeare_ships_and_loads_offline_through_its_tfds_builder(tmp_path):
+    text = text_data.load_text(corpus="tiny_shakespeare", data_dir=str(tmp_path))
+    assert len(text) == 1_115_394 and len(set(text)) == 65  # the standard file (char-rnn's input.txt)
+    assert text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.")
+    assert (tmp_path / "keras_rnn_lab_tiny_shakespeare").is_dir()  # prepared by a real TFDS builder
+
+
+def test_a_damaged_corpus_file_is_a_clear_error(tmp_path, monkeypatch):
+    damaged = tmp_path / "corpora"
+    damaged.mkdir()
+    (damaged / "tinyshakespeare.txt.bz2").write_bytes(b"BZh91AY&SY not really bzip2")
+    monkeypatch.setattr(text_data, "CORPORA", damaged)
+    with pytest.raises(RunError, match=r"tinyshakespeare\.txt\.bz2' shipped with keras_rnn_lab is damaged"):
+        text_data.load_text(corpus="tiny_shakespeare", data_dir=str(tmp_path / "data"))
+    with pytest.raises(UsageError, match=r"--corpus or `corpus`: expected one of \['sonnets', 'tiny_shakespeare'\]"):
+        text_data.load_text(corpus="war_and_peace", data_dir=str(tmp_path / "data"))

@@ -5,7 +5,7 @@ recipe          Recipe, the one contract between a recipe and its consumers; fin
 command_line    the common flags, argparse types, usage errors, run_command (every entry point),
                 progress_verbosity (the bar on a terminal, a line per epoch otherwise)
 model_files     .keras files that record their recipe, saved atomically, checked on load
-callbacks       stop_early, StopAt, ResetStates
+callbacks       stop_early, StopAt, TimeBudget, ResetStates
 optimizers      make_optimizer (with clipping), compile_for_classes
 initializers    the lecture's initialisation, ForgetGateBias
 regularization  dropout and L1/L2 fields of a Config
@@ -17,7 +17,7 @@ distributed     the tf.distribute custom step
 
 from keras_rnn_lab._validation import check_number, check_positive_int, check_rate, check_split_fractions
 from keras_rnn_lab.layers import RECURRENT_LAYERS, recurrent_layer
-from keras_rnn_lab.training.callbacks import ResetStates, StopAt, recurrent_layers, stop_early
+from keras_rnn_lab.training.callbacks import ResetStates, StopAt, TimeBudget, recurrent_layers, stop_early
 from keras_rnn_lab.training.command_line import (
     add_common_arguments,
     comma_list,
@@ -59,6 +59,7 @@ __all__ = [
     "recurrent_layer",
     "ResetStates",
     "StopAt",
+    "TimeBudget",
     "recurrent_layers",
     "stop_early",
     "add_common_arguments",

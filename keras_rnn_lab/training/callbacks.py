@@ -1,7 +1,9 @@
 """Callbacks the recipes train with: early stopping with the lecture's defaults,
-a stop once a task is solved, and the state reset of truncated BPTT."""
+a stop once a task is solved or its time budget is spent, and the state reset
+of truncated BPTT."""
 
 import math
+import time
 
 import keras
 
@@ -86,6 +88,36 @@ class StopAt(keras.callbacks.Callback):
             return
         if (current >= self.value) if self.higher_is_better else (current <= self.value):
             self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends training before it would run past `minutes`: after each epoch, stop
+    when the time since the fit began plus the longest epoch so far exceeds
+    the budget (so a run stays inside it, whatever the machine's speed).
+    `stopped_after` is the number of epochs trained when it stopped, else None."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+            raise ValueError(f"Argument `minutes` must be a positive number; received {minutes!r}.")
+        self.seconds = 60.0 * minutes
+        self.stopped_after = None
+        self.clock = time.perf_counter  # seconds; a test gives its own
+
+    def on_train_begin(self, logs=None):
+        self.began = self.epoch_began = self.clock()
+        self.longest = 0.0
+        self.stopped_after = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_began = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        self.longest = max(self.longest, now - self.epoch_began)
+        if now - self.began + self.longest > self.seconds:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
 
 
 def recurrent_layers(layer):
