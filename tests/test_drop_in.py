@@ -17,9 +17,17 @@ import keras_rnn_lab
 NAMES = ["SimpleRNN", "LSTM", "GRU"]
 CELL_NAMES = [name + "Cell" for name in NAMES]
 # Config entries of ours that the built-in lacks, on purpose: the GRU's
-# update_convention (README: the GRU's two conventions), and the SimpleRNN's
-# dropout seed, which keras.layers.SimpleRNN accepts but leaves out of its config.
-OUR_EXTRA_CONFIG = {"GRU": {"update_convention"}, "GRUCell": {"update_convention"}, "SimpleRNN": {"seed"}}
+# update_convention (README: the GRU's two conventions), the SimpleRNN's
+# dropout seed, which keras.layers.SimpleRNN accepts but leaves out of its config,
+# and every cell's and layer's recurrent_kernel_dropout (README: weight drop).
+OUR_EXTRA_CONFIG = {
+    "SimpleRNN": {"seed", "recurrent_kernel_dropout"},
+    "LSTM": {"recurrent_kernel_dropout"},
+    "GRU": {"update_convention", "recurrent_kernel_dropout"},
+    "SimpleRNNCell": {"recurrent_kernel_dropout"},
+    "LSTMCell": {"recurrent_kernel_dropout"},
+    "GRUCell": {"update_convention", "recurrent_kernel_dropout"},
+}
 
 
 def _pair(name, *args, **kwargs):

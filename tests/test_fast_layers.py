@@ -229,10 +229,10 @@ def test_configs_interchange_with_the_builtin(name):
     ours(x)
     ours.set_weights(builtin.get_weights())
     np.testing.assert_allclose(ours(x), builtin(x), rtol=0, atol=1e-6)
-    # Our extras: the GRU's update_convention (Keras's by default), and the
-    # dropout seed, which keras.layers.SimpleRNN accepts but leaves out of its config.
+    # Our extras: the GRU's update_convention (Keras's by default), the dropout seed, which keras.layers.SimpleRNN
+    # accepts but leaves out of its config, and weight drop's recurrent_kernel_dropout (0 from a built-in's config).
     extra = set(ours.get_config()) - set(builtin.get_config())
-    assert extra == {"GRU": {"update_convention"}, "SimpleRNN": {"seed"}}.get(name, set())
+    assert extra == {"recurrent_kernel_dropout", *{"GRU": ["update_convention"], "SimpleRNN": ["seed"]}.get(name, [])}
     shared = {k: v for k, v in ours.get_config().items() if k not in extra}
     assert getattr(keras.layers, name).from_config(shared).get_config() == builtin.get_config()
 

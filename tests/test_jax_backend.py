@@ -43,6 +43,13 @@ _ON_JAX = textwrap.dedent(
     lecture = keras_rnn_lab.GRU(5, update_convention="lecture")
     lecture(x)
     assert lecture.last_loop.path == "keras", lecture.last_loop
+    # Weight drop (never the built-in's cuDNN-capable loop): W at inference, W~ when training.
+    dropped, plain = keras_rnn_lab.LSTM(5, recurrent_kernel_dropout=0.5, seed=1), keras_rnn_lab.LSTM(5)
+    dropped(x), plain(x)
+    plain.set_weights(dropped.get_weights())
+    np.testing.assert_allclose(np.asarray(dropped(x)), np.asarray(plain(x)), rtol=0, atol=1e-6)
+    assert dropped.last_loop.path == "keras", dropped.last_loop
+    assert np.abs(np.asarray(dropped(x, training=True)) - np.asarray(plain(x, training=True))).max() > 1e-3
 
     # fit learns: the sign of the sum of a sequence.
     data = rng.normal(size=(256, 8, 1)).astype("float32")

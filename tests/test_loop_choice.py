@@ -31,6 +31,8 @@ NO_GPU = []
         (lambda: keras_rnn_lab.LSTM(4, dropout=0.2), GPU, "cudnn", "GPU:0"),  # input dropout is applied before cuDNN
         (lambda: keras_rnn_lab.LSTM(4, use_cudnn=False), GPU, "fast", "use_cudnn=False"),
         (lambda: keras_rnn_lab.LSTM(4, recurrent_dropout=0.2), GPU, "fast", "recurrent_dropout"),
+        (lambda: keras_rnn_lab.LSTM(4, recurrent_kernel_dropout=0.2), GPU, "fast", "recurrent_kernel_dropout"),
+        (lambda: keras_rnn_lab.GRU(4, recurrent_kernel_dropout=0.2), GPU, "fast", "recurrent_kernel_dropout"),
         (lambda: keras_rnn_lab.LSTM(4, activation="relu"), GPU, "fast", "activation is not tanh"),
         (lambda: keras_rnn_lab.LSTM(4, recurrent_activation="hard_sigmoid"), GPU, "keras", "hard_sigmoid"),
         (lambda: keras_rnn_lab.LSTM(4, use_bias=False), GPU, "fast", "use_bias=False"),
@@ -56,6 +58,7 @@ def test_chooses_like_keras_on_tensorflow(make_layer, gpus, path, reason):
         (lambda: keras_rnn_lab.GRU(4, update_convention="lecture"), "keras"),  # cuDNN has no lecture GRU
         (lambda: keras_rnn_lab.LSTM(4, use_cudnn=False), "keras"),
         (lambda: keras_rnn_lab.SimpleRNN(4), "keras"),
+        (lambda: keras_rnn_lab.LSTM(4, recurrent_kernel_dropout=0.2), "keras"),  # weight drop: never cuDNN
     ],
 )
 def test_other_backends_get_keras_loops(make_layer, path):

@@ -94,6 +94,12 @@ BAD_FIELDS = [
     ("seed", 1.5, TypeError, "Argument `seed` must be an int; received 1.5 of type float."),
     ("dropout", 1.5, ValueError, "Argument `dropout` must be a float in [0, 1); received 1.5."),
     ("recurrent_dropout", -0.1, ValueError, "Argument `recurrent_dropout` must be a float in [0, 1); received -0.1."),
+    (
+        "recurrent_kernel_dropout",
+        1.0,
+        ValueError,
+        "Argument `recurrent_kernel_dropout` must be a float in [0, 1); received 1.0.",
+    ),
     ("kernel_l2", -1.0, ValueError, "Argument `kernel_l2` must be a number >= 0; received -1.0."),
 ]
 

@@ -38,6 +38,7 @@ def test_every_hypermodel_builds_the_recipes_default_from_default_hyperparameter
     assert registered["learning_rate"].sampling == "log"
     for penalty in ("kernel_l1", "kernel_l2", "recurrent_l1", "recurrent_l2"):
         assert 0.0 in registered[penalty].values
+    assert registered["recurrent_kernel_dropout"].default == 0.0  # weight drop is searched, off by default
 
 
 @pytest.mark.parametrize("name", sorted(hypermodels.HYPERMODELS))
@@ -60,6 +61,16 @@ def test_searched_values_reach_the_model():
     assert type(layer).__name__ == "GRU" and layer.cell.units == 4
     assert layer.cell.recurrent_regularizer.l2 == pytest.approx(1e-3)
     assert float(model.optimizer.learning_rate) == pytest.approx(5e-3)
+
+
+def test_searched_weight_drop_reaches_the_layer():
+    hypermodel = hypermodels.get("parity", preset="tiny")
+    hp = keras_tuner.HyperParameters()
+    hypermodel.search_space(hp)
+    hp.values.update(recurrent_kernel_dropout=0.3)
+    model = hypermodel.build(hp)
+    layer = next(layer for layer in model.layers if hasattr(layer, "cell"))
+    assert layer.cell.recurrent_kernel_dropout == pytest.approx(0.3)
 
 
 def test_guard_fires_on_an_oversized_model():

@@ -31,7 +31,7 @@ def test_units_accepts_numpy_integers(cell_class):
 
 
 @cell_classes
-@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout", "recurrent_kernel_dropout"])
 @pytest.mark.parametrize(
     "rate, error",
     [(1.0, ValueError), (-0.1, ValueError), (1.5, ValueError), ("0.1", TypeError), (None, TypeError)],
@@ -43,7 +43,7 @@ def test_dropout_rates_must_be_in_zero_one(cell_class, argument, rate, error):
 
 
 @cell_classes
-@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout", "recurrent_kernel_dropout"])
 def test_dropout_rates_accept_the_valid_range(cell_class, argument):
     assert getattr(cell_class(4, **{argument: 0.0}), argument) == 0.0
     assert getattr(cell_class(4, **{argument: 0.99}), argument) == 0.99

@@ -109,7 +109,7 @@ def _common(hp, c, sizes, cells, batch_sizes, low=1e-4, high=3e-2, extra=None, *
         **space.learning_rate(hp, c.learning_rate, low=low, high=high),
         **space.recurrent_size(hp, sizes, c.units, cells=cells, default_cell=c.cell, **size_options),
         **space.penalties(hp),
-        **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+        **space.dropouts(hp, c.dropout, c.recurrent_dropout, c.recurrent_kernel_dropout),
         **(extra(hp, c) if extra else {}),
         **space.batch_size(hp, batch_sizes, c.batch_size),
     }
@@ -155,7 +155,7 @@ def tagging_space(hp, c):
         **space.recurrent_size(hp, (8, 16, 32, 64), c.units, cells=ALL_CELLS, default_cell=c.cell),
         "bidirectional": hp.Boolean("bidirectional", default=c.bidirectional),
         **space.penalties(hp),
-        **space.dropouts(hp, c.dropout, c.recurrent_dropout),
+        **space.dropouts(hp, c.dropout, c.recurrent_dropout, c.recurrent_kernel_dropout),
         **space.batch_size(hp, (16, 32, 64), c.batch_size),
     }
 
@@ -164,16 +164,21 @@ def video_frames_space(hp, c):
     return _common(hp, c, (16, 32, 64, 128), ALL_CELLS, (32, 64, 128))
 
 
-def translation_space(hp, c):
+def translation_space(hp, c, batch_sizes=(64, 128, 256)):
     # translation searched attention right after the size, as tagging its direction.
     return {
         **space.learning_rate(hp, c.learning_rate, low=3e-4, high=1e-2),
         **space.recurrent_size(hp, (64, 128, 256), c.units, cells=GATED_CELLS, default_cell=c.cell),
         "attention": hp.Boolean("attention", default=c.attention),
         **space.penalties(hp),
-        **space.dropouts(hp, c.dropout, c.recurrent_dropout),
-        **space.batch_size(hp, (64, 128, 256), c.batch_size),
+        **space.dropouts(hp, c.dropout, c.recurrent_dropout, c.recurrent_kernel_dropout),
+        **space.batch_size(hp, batch_sizes, c.batch_size),
     }
+
+
+def dialogue_space(hp, c):
+    # translation's model and fields; ~1,000 training pairs want smaller batches.
+    return translation_space(hp, c, batch_sizes=(16, 32, 64))
 
 
 def captioning_space(hp, c):
@@ -183,6 +188,7 @@ def captioning_space(hp, c):
 SEARCH_SPACES = {
     "captioning": captioning_space,
     "char_lm": char_lm_space,
+    "dialogue": dialogue_space,
     "forecast": forecast_space,
     "parity": parity_space,
     "sentiment": sentiment_space,

@@ -6,7 +6,7 @@ Every recipe's space is built from these, so the guidance holds everywhere:
   * larger networks are more powerful and overfit more easily: units and layers;
   * regularise: L1 and L2 on the kernels (U) and recurrent kernels (W), on a log
     scale with zero included (no penalty is a candidate too), dropout on the
-    inputs and recurrent dropout on h_{t-1};
+    inputs, recurrent dropout on h_{t-1} and weight drop on W;
   * epochs are not searched: the recipe's own early stopping ends each trial.
 
 Each function registers its hyperparameters on `hp` and returns Config overrides;
@@ -47,12 +47,14 @@ def penalties(hp):
     }
 
 
-def dropouts(hp, default=0.0, default_recurrent=0.0, high=0.5):
-    """Dropout on the recurrent layers' inputs and on h_{t-1}, in steps of 0.1."""
-    high = max(high, default, default_recurrent)
+def dropouts(hp, default=0.0, default_recurrent=0.0, default_kernel=0.0, high=0.5):
+    """Dropout on the recurrent layers' inputs, on h_{t-1} and on the weights of W
+    (weight drop, `recurrent_kernel_dropout`), in steps of 0.1."""
+    high = max(high, default, default_recurrent, default_kernel)
     return {
         "dropout": hp.Float("dropout", 0.0, high, step=0.1, default=default),
         "recurrent_dropout": hp.Float("recurrent_dropout", 0.0, high, step=0.1, default=default_recurrent),
+        "recurrent_kernel_dropout": hp.Float("recurrent_kernel_dropout", 0.0, high, step=0.1, default=default_kernel),
     }
 
 

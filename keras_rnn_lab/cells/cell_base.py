@@ -8,6 +8,16 @@ Every cell owns
 
 with the gates side by side in Keras's order, so
 `ours.set_weights(builtin.get_weights())` copies a built-in cell exactly.
+
+Beyond Keras's arguments, `recurrent_kernel_dropout` = p in [0, 1) is weight
+drop (DropConnect on W, as in AWD-LSTM, Merity et al. 2017):
+
+    training:   W~ = W * M / (1 - p),  M ~ Bernoulli(1 - p) of W's shape,
+                drawn once per batch (per layer call), the same at every step
+    inference:  W~ = W
+
+and every step computes s_{t-1} W~ in place of s_{t-1} W.  Absent from a
+config (an older file, a built-in's), it is 0: no weight drop.
 """
 
 import keras
@@ -46,6 +56,8 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        *,  # our own from here: keyword-only, so Keras's positional order holds
+        recurrent_kernel_dropout=0.0,
         **kwargs,
     ):
         implementation = kwargs.pop("implementation", 2) if self.accepts_implementation else None
@@ -64,6 +76,7 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.dropout = _validation.check_rate("dropout", dropout)
         self.recurrent_dropout = _validation.check_rate("recurrent_dropout", recurrent_dropout)
+        self.recurrent_kernel_dropout = _validation.check_rate("recurrent_kernel_dropout", recurrent_kernel_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
         if self.accepts_implementation:
@@ -167,6 +180,7 @@ class RecurrentCell(DropoutMasks, keras.layers.Layer):
             "bias_constraint": ser(self.bias_constraint),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "recurrent_kernel_dropout": self.recurrent_kernel_dropout,
             "seed": self.seed,
         }
         return {**super().get_config(), **config}

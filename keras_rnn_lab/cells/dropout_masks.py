@@ -9,6 +9,13 @@ inherits Keras's `DropoutRNNCell` mixin, which is not part of the public API.  W
 take that class from the public `keras.layers.SimpleRNNCell`'s bases (no import of
 `keras.src`) and use it purely as the marker `keras.layers.RNN` checks for: every
 method it calls is defined here, in our own class, which comes first in the MRO.
+
+Weight drop (DropConnect on W, Merity et al. 2017) follows the same rule: the
+mask M of the recurrent kernel, W~ = W * M / (1 - p), is drawn once per batch
+and W~ is formed once, before the time loop; every step multiplies by that W~.
+`keras.layers.RNN` calls only `get_dropout_mask` and `get_recurrent_dropout_mask`
+before its loop (and the two resets after it), so W's mask is drawn in, and
+released with, the recurrent one.
 """
 
 import keras
@@ -24,14 +31,20 @@ def _keras_dropout_marker():
 
 
 class DropoutMasks(_keras_dropout_marker()):
-    """Caches one input mask and one recurrent mask per batch.
+    """Caches one input mask, one recurrent mask and one mask of W (weight drop) per batch.
 
-    Needs `self.dropout`, `self.recurrent_dropout` and `self.seed_generator`.
+    Needs `self.dropout`, `self.recurrent_dropout`, `self.recurrent_kernel_dropout`,
+    `self.seed_generator` and, for weight drop, the built `self.recurrent_kernel`.
     Masks hold 0 or 1/(1-rate), so the expected activation is unchanged.
     """
 
     _dropout_mask = None
     _recurrent_dropout_mask = None
+    _recurrent_kernel_mask = None  # M / (1 - p), W's shape
+    # False while one of our layers runs an inference call (FastRNN.call sets it);
+    # a cell under keras.layers.RNN cannot know, and draws as Keras does.
+    drawing_for_training = True
+    _dropped_recurrent_kernel = None  # W~ = W * M / (1 - p), what every step of the batch uses
 
     def _draw_mask(self, like, rate):
         ones = keras.ops.ones_like(like)
@@ -44,10 +57,37 @@ class DropoutMasks(_keras_dropout_marker()):
         return self._dropout_mask
 
     def get_recurrent_dropout_mask(self, step_state):
-        """Mask for h_{t-1}, shape (batch, units); None when recurrent_dropout is 0."""
+        """Mask for h_{t-1}, shape (batch, units); None when recurrent_dropout is 0.
+
+        Draws W's weight-drop mask too (after this one): `keras.layers.RNN`
+        calls this before its loop, so the loop's steps all find it drawn.
+        Keras calls it at inference as well; our layers say when a call does
+        not train (`drawing_for_training`), so an inference graph holds no
+        random draw (nor the seed's update), which a served or TFLite model
+        would otherwise run for nothing."""
         if self._recurrent_dropout_mask is None and self.recurrent_dropout > 0:
             self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout)
+        if self.built and self.drawing_for_training:
+            self.get_recurrent_kernel_mask()
         return self._recurrent_dropout_mask
+
+    def get_recurrent_kernel_mask(self):
+        """M / (1 - p) for W, shape (units, gates * units), drawn once per batch;
+        None when recurrent_kernel_dropout is 0.  Also forms W~ = W * M / (1 - p)."""
+        if self._recurrent_kernel_mask is None and self.recurrent_kernel_dropout > 0:
+            # In the compute dtype, as the steps' matmuls read W (mixed precision).
+            kernel = keras.ops.cast(self.recurrent_kernel, self.compute_dtype)
+            self._recurrent_kernel_mask = self._draw_mask(kernel, self.recurrent_kernel_dropout)
+            self._dropped_recurrent_kernel = kernel * self._recurrent_kernel_mask
+        return self._recurrent_kernel_mask
+
+    def step_recurrent_kernel(self, training):
+        """The W a step multiplies h_{t-1} by: this batch's W~ = W * M / (1 - p)
+        when training with recurrent_kernel_dropout > 0, else W itself."""
+        if not training or not self.recurrent_kernel_dropout:
+            return self.recurrent_kernel
+        self.get_recurrent_kernel_mask()
+        return self._dropped_recurrent_kernel
 
     def prepare_dropout_masks(self, step_input, step_state):
         """Draw both masks before a time loop, as `keras.layers.RNN` does."""
@@ -58,6 +98,11 @@ class DropoutMasks(_keras_dropout_marker()):
 
     def reset_recurrent_dropout_mask(self):
         self._recurrent_dropout_mask = None
+        self.reset_recurrent_kernel_mask()  # drawn with it, released with it
+
+    def reset_recurrent_kernel_mask(self):
+        self._recurrent_kernel_mask = None
+        self._dropped_recurrent_kernel = None
 
     def masked_step_inputs(self, inputs, h_prev, training):
         """x_t and h_{t-1} with this batch's masks applied when training."""

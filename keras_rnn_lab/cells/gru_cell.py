@@ -22,6 +22,9 @@ class GRUCell(RecurrentCell):
 
     With `reset_after=True` the bias has shape (2, 3*units): row 0 is added to the
     input projection, row 1 (b') to the recurrent one, as in `keras.layers.GRUCell`.
+    Weight drop, `recurrent_kernel_dropout` = p: when training, W_z, W_r, W_h are
+    the blocks of W~ = W * M / (1 - p), M ~ Bernoulli(1 - p) of W's shape
+    (units, 3*units), drawn once per batch; inference uses W.
 
     The two conventions differ only in what z means: the lecture's z_t is Keras's
     1 - z_t = sigma(-a_t).  Negating the z columns of U, W and b therefore turns
@@ -67,9 +70,10 @@ class GRUCell(RecurrentCell):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         x, h_prev_dropped = self.masked_step_inputs(inputs, h_prev, training)
         x_z, x_r, x_h = keras.ops.split(self.project_inputs(x), 3, axis=-1)
-        w_zr, w_h = self.recurrent_kernel[:, : 2 * self.units], self.recurrent_kernel[:, 2 * self.units :]
+        w = self.step_recurrent_kernel(training)  # (units, 3*units): W, or this batch's W~
+        w_zr, w_h = w[:, : 2 * self.units], w[:, 2 * self.units :]
         if self.reset_after:
-            recurrent = keras.ops.matmul(h_prev_dropped, self.recurrent_kernel)
+            recurrent = keras.ops.matmul(h_prev_dropped, w)
             if self.recurrent_bias() is not None:
                 recurrent = recurrent + self.recurrent_bias()
             rec_z, rec_r, rec_h = keras.ops.split(recurrent, 3, axis=-1)

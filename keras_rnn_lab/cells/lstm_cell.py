@@ -22,6 +22,10 @@ class LSTMCell(RecurrentCell):
     W = `recurrent_kernel` (units, 4*units), b = `bias` (4*units,), the four
     blocks side by side as in `keras.layers.LSTMCell`.  `unit_forget_bias=True`
     starts b_f at 1 so the memory is kept at first (Jozefowicz et al., 2015).
+
+    Weight drop, `recurrent_kernel_dropout` = p: when training, every W_* above
+    is a block of W~ = W * M / (1 - p), M ~ Bernoulli(1 - p) of W's shape
+    (units, 4*units), drawn once per batch; inference uses W.
     """
 
     gates = 4
@@ -56,7 +60,7 @@ class LSTMCell(RecurrentCell):
     def call(self, inputs, states, training=False):
         h_prev, c_prev = states[0], states[1]
         x, h_prev_dropped = self.masked_step_inputs(inputs, h_prev, training)
-        z = self.project_inputs(x) + keras.ops.matmul(h_prev_dropped, self.recurrent_kernel)
+        z = self.project_inputs(x) + keras.ops.matmul(h_prev_dropped, self.step_recurrent_kernel(training))
         z_i, z_f, z_c, z_o = keras.ops.split(z, 4, axis=-1)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)

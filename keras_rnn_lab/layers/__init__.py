@@ -4,6 +4,7 @@ GRU, their backward pass hand-written in `bptt/`), which loop runs where
 
 import keras
 
+from keras_rnn_lab._validation import check_rate
 from keras_rnn_lab.layers.gru import GRU
 from keras_rnn_lab.layers.lstm import LSTM
 from keras_rnn_lab.layers.simple_rnn import SimpleRNN
@@ -19,4 +20,11 @@ def recurrent_layer(cell, units, builtin=False, **kwargs):
     layer_class = RECURRENT_LAYERS[cell]
     if builtin:
         layer_class = getattr(keras.layers, layer_class.__name__)
+        # Keras's layers have no weight drop: 0 (a Config's default) is left out, anything else refused.
+        rate = check_rate("recurrent_kernel_dropout", kwargs.pop("recurrent_kernel_dropout", 0.0))
+        if rate:
+            raise ValueError(
+                f"Argument `recurrent_kernel_dropout` must be 0 with builtin=True (keras.layers."
+                f"{layer_class.__name__} has no weight drop); received {rate}."
+            )
     return layer_class(units, **kwargs)

@@ -14,6 +14,13 @@ the fast one (on a GPU the built-in's cuDNN kernel is):
     3. the recurrence runs in `keras_rnn_lab.layers.bptt`, whose custom gradient keeps one
        matmul per step in each direction.
 
+Weight drop (`recurrent_kernel_dropout`, see `RecurrentCell`) hands the
+recurrence this batch's W~ = W * M / (1 - p), formed once before the loop
+from the cell's cached M (the mask Keras's own loop over the cell uses), so
+autodiff through the product gives dW = dW~ * M / (1 - p).  cuDNN cannot drop
+weights: such a layer has use_cudnn=False (and refuses use_cudnn=True), so
+neither `choose_loop` nor `Bidirectional`'s fused dispatch hands it to cuDNN.
+
 Where the fast path cannot apply (another backend, `unroll=True`, an activation
 the hand-written derivative does not cover) the layer falls back to
 `keras.layers.RNN`'s own loop and autodiff, which computes the same function.
@@ -74,6 +81,14 @@ class FastRNN(keras.layers.RNN):
         # build Keras's cell instead of ours.
         keras.layers.RNN.__init__(self, cell, **layer_kwargs)
         self.last_loop = None
+        if self.has_cudnn and cell.recurrent_kernel_dropout:
+            if use_cudnn is True:
+                raise ValueError(
+                    "Argument `use_cudnn` must be 'auto' or False with recurrent_kernel_dropout > 0 "
+                    f"(cuDNN cannot drop weights of the recurrent kernel); received True with "
+                    f"recurrent_kernel_dropout={cell.recurrent_kernel_dropout}."
+                )
+            use_cudnn = False
         if self.has_cudnn:
             # Kept as given and not serialized, as keras.layers.LSTM/GRU do.
             self.use_cudnn = use_cudnn
@@ -84,6 +99,11 @@ class FastRNN(keras.layers.RNN):
         if keras.backend.backend() != "tensorflow" or loop_choice.cudnn_arguments_ok(self) is not None:
             return False
         return bool(loop_choice.visible_gpus())
+
+    @property
+    def recurrent_kernel_dropout(self):
+        """Weight drop's rate p on W (0: none), as the built-ins expose `recurrent_dropout`."""
+        return self.cell.recurrent_kernel_dropout
 
     # --- the fast path ---------------------------------------------------------
     def fast_path_available(self):
@@ -112,13 +132,15 @@ class FastRNN(keras.layers.RNN):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         sequences = _floating(sequences, self.compute_dtype)
         mask = _validated_mask(type(self).__name__, mask, sequences)
+        self.cell.drawing_for_training = bool(training)  # no weight-drop draw in an inference graph
         try:
             return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
         finally:
             # Keras resets the masks only for cells it recognises; be sure a mask
-            # never outlives its batch.
+            # never outlives its batch (W's weight-drop mask goes with the recurrent one).
             self.cell.reset_dropout_mask()
             self.cell.reset_recurrent_dropout_mask()
+            self.cell.drawing_for_training = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         self.last_loop = loop_choice.choose_loop(self)

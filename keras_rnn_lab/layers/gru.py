@@ -19,7 +19,9 @@ class GRU(FastRNN, keras.layers.GRU):
     h_t = (1 - z_t) h_{t-1} + z_t h~_t (see `convert_gru_update_convention`).
     cuDNN computes only Keras's convention, so a lecture-convention GRU has
     `use_cudnn=False` (and rejects `use_cudnn=True`): no dispatch, this layer's
-    or `Bidirectional`'s fused one, can hand it to cuDNN.
+    or `Bidirectional`'s fused one, can hand it to cuDNN.  Weight drop keeps it
+    off cuDNN too: `recurrent_kernel_dropout` = p, in training W~ = W * M / (1 - p),
+    M ~ Bernoulli(1 - p) of W's shape (units, 3*units), one M per batch.
     """
 
     cell_class = GRUCell
@@ -45,7 +47,7 @@ class GRU(FastRNN, keras.layers.GRU):
             inputs,
             projection,
             initial_state[0],
-            self.cell.recurrent_kernel,
+            self.cell.step_recurrent_kernel(training),  # W, or this batch's W~ (weight drop)
             self.cell.recurrent_bias(),
             activation_name(self.cell.activation),
             activation_name(self.cell.recurrent_activation),

@@ -16,7 +16,8 @@ simulated device lists.  The rules for cuDNN are Keras 3.15's own
                 "auto", recurrent_dropout == 0, activation is tanh,
                 recurrent_activation is sigmoid, use_bias, not unroll,
                 and for the GRU reset_after=True (and Keras's update convention,
-                the only one cuDNN computes).
+                the only one cuDNN computes); ours add recurrent_kernel_dropout == 0
+                (weight drop changes W every batch, inside the recurrence).
 
 Masks need no rule here: like the built-in, the cuDNN path accepts right-padded
 masks and asserts that at run time.
@@ -54,6 +55,9 @@ def _same_function(function, names):
 def cudnn_arguments_ok(layer):
     """Keras's argument conditions for cuDNN; why not as a string, or None."""
     cell = layer.cell
+    # First, so the reason names it (such a layer also has use_cudnn=False, see FastRNN).
+    if getattr(cell, "recurrent_kernel_dropout", 0):
+        return "recurrent_kernel_dropout > 0 (weight drop)"
     if getattr(layer, "use_cudnn", False) is False:
         return "use_cudnn=False" if hasattr(layer, "use_cudnn") else "no cuDNN kernel for this cell"
     if cell.recurrent_dropout:

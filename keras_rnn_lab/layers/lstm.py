@@ -19,7 +19,10 @@ class LSTM(FastRNN, keras.layers.LSTM):
     stateful, unroll, use_cudnn, the legacy `implementation`), properties and
     weights as the built-in.  With `return_state=True` it returns
     [output, h_T, C_T] like Keras.  On a GPU it runs the built-in's cuDNN
-    kernel where Keras would (`keras_rnn_lab.layers.loop_choice`).
+    kernel where Keras would (`keras_rnn_lab.layers.loop_choice`).  Plus weight
+    drop, `recurrent_kernel_dropout` = p: in training W~ = W * M / (1 - p),
+    M ~ Bernoulli(1 - p) of W's shape, one M per batch shared by every step
+    (never on cuDNN, which cannot do it).
     """
 
     cell_class = LSTMCell
@@ -44,7 +47,8 @@ class LSTM(FastRNN, keras.layers.LSTM):
             projection,
             initial_state[0],
             initial_state[1],
-            self.cell.reorder_gates(self.cell.recurrent_kernel, COMPUTE_ORDER),
+            # Masked in Keras's gate order, then reordered: M follows its weights.
+            self.cell.reorder_gates(self.cell.step_recurrent_kernel(training), COMPUTE_ORDER),
             activation_name(self.cell.activation),
             activation_name(self.cell.recurrent_activation),
             recurrent_mask=recurrent_mask,

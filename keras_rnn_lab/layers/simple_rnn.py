@@ -16,6 +16,8 @@ class SimpleRNN(FastRNN, keras.layers.SimpleRNN):
     constraints, dropout, recurrent_dropout, seed, return_sequences,
     return_state, go_backwards, stateful, unroll) and weights as the built-in;
     see `keras_rnn_lab.SimpleRNNCell` for the step and `FastRNN` for the speed.
+    Plus weight drop, `recurrent_kernel_dropout` = p: in training W~ = W * M / (1 - p),
+    M ~ Bernoulli(1 - p) of W's shape, one M per batch shared by every step.
     """
 
     cell_class = SimpleRNNCell
@@ -26,7 +28,7 @@ class SimpleRNN(FastRNN, keras.layers.SimpleRNN):
             inputs,
             projection,
             initial_state[0],
-            self.cell.recurrent_kernel,
+            self.cell.step_recurrent_kernel(training),  # W, or this batch's W~ (weight drop)
             activation_name(self.cell.activation),
             recurrent_mask=recurrent_mask,
             step_mask=step_mask,

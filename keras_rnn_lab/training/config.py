@@ -54,8 +54,13 @@ class TrainingConfig(Regularisation):
         check_seed(self.seed)
         self.learning_rate = check_learning_rate(self.learning_rate)
         self.clipnorm, self.clipvalue = check_clipping(self.clipnorm, self.clipvalue)  # floats, or None
-        for name in ("dropout", "recurrent_dropout"):
+        for name in ("dropout", "recurrent_dropout", "recurrent_kernel_dropout"):
             check_rate(name, getattr(self, name))
+        if self.builtin and self.recurrent_kernel_dropout:  # said now, not when the model is built
+            raise ValueError(
+                "Argument `recurrent_kernel_dropout` must be 0 with builtin=True (keras.layers' layers have no "
+                f"weight drop); received {self.recurrent_kernel_dropout}."
+            )
         check_penalties(self)
 
 

@@ -21,6 +21,7 @@ class Regularisation:
 
     dropout: float = 0.0  # on the recurrent layer's inputs (searched by tuning/)
     recurrent_dropout: float = 0.0  # on h_{t-1}
+    recurrent_kernel_dropout: float = 0.0  # weight drop on W (AWD-LSTM); 0: off, as before it existed
     kernel_l1: float = 0.0  # L1/L2 penalties on U (kernel) and W (recurrent kernel); searched by tuning/
     kernel_l2: float = 0.0
     recurrent_l1: float = 0.0
@@ -51,11 +52,13 @@ def weight_penalties(config):
 
 def layer_regularisation(config):
     """Every regularising keyword argument of a recipe's recurrent layer from
-    its Config: dropout on x_t, recurrent dropout on h_{t-1} (masks seeded by
-    config.seed) and the L1/L2 penalties (`weight_penalties`)."""
+    its Config: dropout on x_t, recurrent dropout on h_{t-1}, weight drop on W
+    (masks seeded by config.seed) and the L1/L2 penalties (`weight_penalties`).
+    A Config without `recurrent_kernel_dropout` has no weight drop."""
     return dict(
         dropout=config.dropout,
         recurrent_dropout=config.recurrent_dropout,
+        recurrent_kernel_dropout=getattr(config, "recurrent_kernel_dropout", 0.0),
         seed=config.seed,
         **weight_penalties(config),
     )

@@ -171,14 +171,16 @@ class RunDirectory:
         self.open()
         index = len(self._entries)
         if index < len(self._recorded):
-            self._check_same(self._recorded[index], entry)
+            self._check_same(self._recorded[index], entry, config)
         self._entries.append(entry)
         configs = self._entries + self._recorded[len(self._entries) :]
         write_atomically(os.path.join(self.path, CONFIG_FILE), json.dumps(configs, indent=2))
 
-    def _check_same(self, recorded, entry):
+    def _check_same(self, recorded, entry, config):
+        # A field added since the run was recorded (none there) matches while it holds its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(config)}
         keys = [k for k in {**recorded, **entry} if k not in UNCOMPARED_FIELDS]
-        differ = [k for k in keys if recorded.get(k) != entry.get(k)]
+        differ = [k for k in keys if recorded.get(k, defaults.get(k)) != entry.get(k)]
         if differ:
             shown = ", ".join(f"{k} {recorded.get(k)!r} there, {entry.get(k)!r} now" for k in differ[:6])
             more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
