@@ -9,6 +9,7 @@
     keras-rnn-lab export sentiment --model sentiment.keras --out exported/sentiment
     keras-rnn-lab export parity --model parity.keras --out exported/parity-tflite --format tflite   # or onnx
     keras-rnn-lab translate --model numbers.keras "two hundred and one"   # a saved translation model
+    printf 'hello\nwhat is ai\n' | keras-rnn-lab chat --model chat.keras   # a saved dialogue model
     keras-rnn-lab tune parity --max-trials 10              # = python -m tuning.search parity ...
     keras-rnn-lab bench --cells lstm                       # = python -m keras_rnn_lab.benchmark ...
 
@@ -64,6 +65,7 @@ def main(argv=None):
     for command, text in (
         ("sample", "generate text with a saved char_lm model"),
         ("translate", "translate sentences with a saved translation model"),
+        ("chat", "reply to prompts (stdin, one a line) with a saved dialogue model"),
         ("tune", "hyperparameter search (python -m tuning.search)"),
         ("bench", "the speed benchmark (python -m keras_rnn_lab.benchmark)"),
     ):
@@ -106,6 +108,8 @@ def _dispatch(args, rest, parser):
         return recipe_module("char_lm").main(["sample", *rest])
     if args.command == "translate":
         return recipe_module("translation").main(["translate", *rest])
+    if args.command == "chat":
+        return recipe_module("dialogue").main(["chat", *rest])
     if args.command == "tune":
         from tuning import search
 

@@ -24,12 +24,23 @@ CATALOGUE = {
     "tagging": ("many-to-many", "a weather label for every day of a sequence"),
     "video_frames": ("many-to-many", "a label for every frame of moving handwritten digits (CNN + RNN)"),
     "translation": ("many-to-many (encoder-decoder)", "English -> French number words, greedy and beam search"),
+    "dialogue": ("many-to-many (encoder-decoder)", "prompt -> reply on chatterbot-corpus, beside a retrieval baseline"),
     "captioning": ("one-to-many", "image -> caption in a shapes world, held-out colour-shape pairs"),
     "vanishing_gradients": ("BPTT, no training", "the lecture's demo: gradient norm against distance"),
     "long_memory": ("many-to-one", "distractor and adding tasks over growing lengths"),
     "exploding_gradients": ("many-to-one", "divergence without clipping, training with it"),
 }
-TRAINABLE = ("captioning", "char_lm", "forecast", "parity", "sentiment", "tagging", "translation", "video_frames")
+TRAINABLE = (
+    "captioning",
+    "char_lm",
+    "dialogue",
+    "forecast",
+    "parity",
+    "sentiment",
+    "tagging",
+    "translation",
+    "video_frames",
+)
 
 
 def find(name):

@@ -182,11 +182,12 @@ def _with_vocabularies(name, pairs, config):
 
 
 # --- model ------------------------------------------------------------------------------------
-def build_model(config, data):
+def build_model(config, data, prefix="translation"):
     """{"source": (batch, time) words, "target_in": (batch, time) [START] + words} -> logits, compiled.
 
     The logits (batch, time, target vocabulary) carry the target padding's mask,
-    which Keras applies to the loss and the accuracy.
+    which Keras applies to the loss and the accuracy.  `prefix` starts the
+    model's name (recipes.dialogue builds this same model as its own).
     """
     source_lookup = keras.layers.StringLookup(vocabulary=data.source_vocabulary, mask_token="", name="source_lookup")
     target_lookup = keras.layers.StringLookup(
@@ -226,7 +227,7 @@ def build_model(config, data):
     if config.attention:
         h = _attend(h, encoded, keys=keras.layers.Dense(config.units, use_bias=False, name="attention_keys")(encoded))
     logits = keras.layers.Dense(target_lookup.vocabulary_size(), name="logits")(h)
-    name = f"translation_{'bi' if config.bidirectional else ''}{config.cell}{'_attention' if config.attention else ''}"
+    name = f"{prefix}_{'bi' if config.bidirectional else ''}{config.cell}{'_attention' if config.attention else ''}"
     model = keras.Model({"source": source, "target_in": target_in}, logits, name=name)
     model.compile(
         optimizer=make_optimizer(config),  # Adam at config.learning_rate, clipped by config.clipnorm / clipvalue
@@ -304,8 +305,10 @@ class TrainResult:
 
 
 def scores(references, hypotheses):
-    """{"exact_match": fraction of identical token lists, "bleu": corpus BLEU, "sacrebleu": sacreBLEU's or None}."""
-    exact = float(np.mean([r == h for r, h in zip(references, hypotheses)]))
+    """{"exact_match": fraction of identical token lists, "bleu": corpus BLEU, "sacrebleu": sacreBLEU's or None}.
+    A reference may be a list of token lists (several right answers): exact then means equal to one of them."""
+    several = [r if r and all(isinstance(x, list) for x in r) else [r] for r in references]
+    exact = float(np.mean([list(h) in refs for refs, h in zip(several, hypotheses)]))
     return {"exact_match": exact, **bleu_scores(references, hypotheses)}  # see keras_rnn_lab.diagnostics.bleu
 
 

@@ -157,6 +157,11 @@ CASES = [
     (["translate", "--model", "{parity_model}", "one"], 2, "is a 'parity' model; expected a 'translation' model"),
     (["translate", "--model", "{missing}", "one"], 2, "argument --model: no such file"),
     (["translate", "--model", "{parity_model}", "--beam-width", "0", "one"], 2, "argument --beam-width: expected"),
+    # chat
+    (["chat"], 2, "the following arguments are required: --model"),
+    (["chat", "--model", "{missing}"], 2, "argument --model: no such file"),
+    (["chat", "--model", "{parity_model}"], 2, "is a 'parity' model; expected a 'dialogue' model"),
+    (["train", "dialogue", "--topics", "weather"], 2, "Argument `topics` must name some of"),
     # tune
     (["tune", "nosuch"], 2, "argument recipe: invalid choice: 'nosuch'"),
     (["tune", "parity", "--max-trials", "0"], 2, "argument --max-trials: expected a positive int"),

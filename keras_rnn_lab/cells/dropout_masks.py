@@ -18,6 +18,8 @@ before its loop (and the two resets after it), so W's mask is drawn in, and
 released with, the recurrent one.
 """
 
+import contextlib
+
 import keras
 
 
@@ -28,6 +30,20 @@ def _keras_dropout_marker():
     # A future Keras without the mixin: our own layers still draw masks before
     # their loop (see `prepare_dropout_masks`).
     return object
+
+
+_TRACING_AN_EXPORT = [False]
+
+
+@contextlib.contextmanager
+def no_draws_in_exports():
+    """Inside it, our layers' inference calls draw no dropout masks (the serving exports trace in it)."""
+    previous = _TRACING_AN_EXPORT[0]
+    _TRACING_AN_EXPORT[0] = True
+    try:
+        yield
+    finally:
+        _TRACING_AN_EXPORT[0] = previous
 
 
 class DropoutMasks(_keras_dropout_marker()):
@@ -46,13 +62,22 @@ class DropoutMasks(_keras_dropout_marker()):
     drawing_for_training = True
     _dropped_recurrent_kernel = None  # W~ = W * M / (1 - p), what every step of the batch uses
 
+    def _drawing(self):
+        """Whether to draw the x and h masks now.  Keras draws them before its
+        loop in inference calls too (a seeded layer's draws then match the
+        built-in's, call for call), except while an export traces the served
+        graph (`no_draws_in_exports`): a draw there is dead work and an update
+        of the seed that tf2onnx cannot convert."""
+        return self.drawing_for_training or not _TRACING_AN_EXPORT[0]
+
     def _draw_mask(self, like, rate):
         ones = keras.ops.ones_like(like)
         return keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
 
     def get_dropout_mask(self, step_input):
-        """Mask for x_t, shape (batch, features); None when dropout is 0."""
-        if self._dropout_mask is None and self.dropout > 0:
+        """Mask for x_t, shape (batch, features); None when dropout is 0, or
+        not drawn in an inference call traced for an export (`_drawing`)."""
+        if self._dropout_mask is None and self.dropout > 0 and self._drawing():
             self._dropout_mask = self._draw_mask(step_input, self.dropout)
         return self._dropout_mask
 
@@ -65,7 +90,7 @@ class DropoutMasks(_keras_dropout_marker()):
         not train (`drawing_for_training`), so an inference graph holds no
         random draw (nor the seed's update), which a served or TFLite model
         would otherwise run for nothing."""
-        if self._recurrent_dropout_mask is None and self.recurrent_dropout > 0:
+        if self._recurrent_dropout_mask is None and self.recurrent_dropout > 0 and self._drawing():
             self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout)
         if self.built and self.drawing_for_training:
             self.get_recurrent_kernel_mask()

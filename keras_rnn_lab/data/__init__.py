@@ -7,6 +7,7 @@
     shapes_world    rendered images of coloured shapes and their captions
     captions        caption files, image folders and TFDS caption datasets
     sentence_pairs  sentence pairs for translation (TSV, trans-de-en, number words, TFDS)
+    dialogues       prompt/reply pairs of the chatterbot-corpus package's YAML conversations
     tfds_local      TFDS datasets already prepared here (never downloads)
 
 Nothing here downloads; tensorflow_datasets is imported only by the readers

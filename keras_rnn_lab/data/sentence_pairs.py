@@ -11,6 +11,7 @@ counts a split's tokens and `padded` makes the (count, longest) string array a
     sources, targets = number_pairs(numbers["train"], "fr")     # token lists, via num2words
 """
 
+import itertools
 import os
 import random
 import re
@@ -174,22 +175,35 @@ def _unzipped(pairs, where):
     return [s for s, _ in pairs], [t for _, t in pairs]
 
 
-def shuffled_splits(sources, targets, seed=0, validation_fraction=0.1, test_fraction=0.1, max_pairs=None):
+def shuffled_splits(sources, targets, seed=0, validation_fraction=0.1, test_fraction=0.1, max_pairs=None, groups=None):
     """split -> (sources, targets): the pairs shuffled with `seed`, the first
-    `max_pairs` kept, then cut by the fractions."""
-    order = list(range(len(sources)))
-    random.Random(seed).shuffle(order)
+    `max_pairs` kept, then cut by the fractions.
+
+    groups: one key per pair (e.g. its source tokens as a tuple), or None.
+    Pairs with the same key move as one unit: they land in the same split
+    (a test source is then never a training source), and each cut falls at
+    the first group boundary at or after its count.  Without groups every
+    pair is its own group: the same shuffle and cuts as always."""
+    members = {}
+    for i, key in enumerate(range(len(sources)) if groups is None else groups):
+        members.setdefault(key, []).append(i)
+    units = list(members.values())  # first appearance order, so a seed gives one shuffle
+    random.Random(seed).shuffle(units)
+    order = [i for unit in units for i in unit]
+    ends = list(itertools.accumulate(map(len, units)))  # where each group ends in `order`
+
+    def boundary(count):  # the first group end at or after `count` pairs
+        return next((end for end in ends if end >= count), len(order))
+
     if max_pairs is not None:
-        order = order[:max_pairs]
+        order = order[: boundary(max_pairs)]
     n = len(order)
     n_test, n_validation = round(n * test_fraction), round(n * validation_fraction)
-    if min(n_test, n_validation, n - n_test - n_validation) < 1:
+    test_end = boundary(n_test)
+    validation_end = boundary(test_end + n_validation)
+    if min(n_test, n_validation, n - validation_end) < 1:
         raise ValueError(f"Only {n} sentence pairs: too few to split into train, validation and test.")
-    cuts = {
-        "test": order[:n_test],
-        "validation": order[n_test : n_test + n_validation],
-        "train": order[n_test + n_validation :],
-    }
+    cuts = {"test": order[:test_end], "validation": order[test_end:validation_end], "train": order[validation_end:]}
     return {split: ([sources[i] for i in cuts[split]], [targets[i] for i in cuts[split]]) for split in SPLITS}
 
 

@@ -1,3 +1,4 @@
 """Looking inside training: the BPTT gradient probe (`gradient_probe`), model
-capacity against data (`capacity`), translation scores (`bleu`) and forecast
-baselines and errors (`forecasting`)."""
+capacity against data (`capacity`), translation scores (`bleu`), teacher-forced
+perplexity and its unigram baseline (`perplexity`) and forecast baselines and
+errors (`forecasting`)."""

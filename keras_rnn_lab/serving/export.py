@@ -39,6 +39,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_rnn_lab.cells import dropout_masks
 from keras_rnn_lab.errors import UsageError
 from keras_rnn_lab.output_paths import check_writable_parent
 from keras_rnn_lab.training import model_files
@@ -156,8 +157,9 @@ def write_saved_model(model, endpoints, path):
     `serving_default`); the plain write, without the staging of `write_atomically`."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, endpoint in endpoints.items():
-        archive.add_endpoint(name, endpoint.fn, input_signature=endpoint.input_signature)
+    with dropout_masks.no_draws_in_exports():  # inference: no dropout draw, no seed update in the graph
+        for name, endpoint in endpoints.items():
+            archive.add_endpoint(name, endpoint.fn, input_signature=endpoint.input_signature)
     archive.write_out(path, verbose=False)
 
 

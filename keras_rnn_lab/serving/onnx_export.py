@@ -21,6 +21,7 @@ import os
 
 import tensorflow as tf
 
+from keras_rnn_lab.cells import dropout_masks
 from keras_rnn_lab.errors import UsageError
 from keras_rnn_lab.serving import conversion, export, numeric
 
@@ -75,7 +76,8 @@ def frozen_graph(endpoint):
     While, not lowered to TensorList ops)."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    concrete = tf.function(endpoint.fn, input_signature=endpoint.input_signature).get_concrete_function()
+    with dropout_masks.no_draws_in_exports():  # a seed update in the graph would not convert
+        concrete = tf.function(endpoint.fn, input_signature=endpoint.input_signature).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
     inputs = [tensor.name for tensor in frozen.inputs]
     outputs = [tensor.name for tensor in frozen.outputs]
