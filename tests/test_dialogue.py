@@ -130,6 +130,7 @@ def test_unigram_perplexity_by_hand():
     assert result.tokens == 2 and result.perplexity == pytest.approx(math.sqrt(6))  # exp(-(ln 3/6 + ln 2/6) / 2)
 
 
+@pytest.mark.slow  # trains the tiny preset once (module fixture, ~15 s): kept out of the default run
 def test_the_perplexity_is_exp_of_kerass_masked_loss(tiny_result):
     data, model = tiny_result.data, tiny_result.model
     everything = translation.teacher_forcing_dataset(model, *data.pairs["test"], batch_size=10_000)  # one batch
@@ -139,6 +140,7 @@ def test_the_perplexity_is_exp_of_kerass_masked_loss(tiny_result):
     assert 0 <= tiny_result.unknown < 1 and tiny_result.unigram.tokens == tiny_result.perplexity.tokens
 
 
+@pytest.mark.slow  # trains the tiny preset once (module fixture, ~15 s): kept out of the default run
 def test_the_tiny_preset_learns_and_reports_three_rows_of_finite_numbers(tiny_result):
     losses = tiny_result.history["loss"]
     assert losses[-1] < 0.8 * losses[0], losses
@@ -153,6 +155,7 @@ def test_the_tiny_preset_learns_and_reports_three_rows_of_finite_numbers(tiny_re
     assert "the first 6 test prompts:" in report and report.count("    retrieval ") == 6
 
 
+@pytest.mark.slow  # trains the tiny preset once (module fixture, ~15 s): kept out of the default run
 def test_retrieval_answers_a_training_prompt_with_its_own_reply(tiny_result):
     prompts, references = dialogue_report.by_prompt(*tiny_result.data.pairs["train"])
     retrieval = dialogue_report.Retrieval(*tiny_result.data.pairs["train"])
@@ -178,6 +181,7 @@ def test_retrieval_bleu_matches_a_hand_checked_case():
 
 
 # --- chat ------------------------------------------------------------------------------------------
+@pytest.mark.slow  # trains the tiny preset once (module fixture, ~15 s): kept out of the default run
 def test_chat_prints_one_reply_per_piped_line_until_an_empty_line(saved_model, tiny_result, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\nwhat is ai\n\nnever read\n"))
     replies = dialogue.main(["chat", "--model", str(saved_model), "--beam-width", "2"])
@@ -195,6 +199,7 @@ class Interrupted(io.StringIO):
         return super().readline(*args)
 
 
+@pytest.mark.slow  # trains the tiny preset once (module fixture, ~15 s): kept out of the default run
 def test_chat_ends_at_end_of_input_and_on_ctrl_c(saved_model, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello"))  # no final newline
     assert len(cli.main(["chat", "--model", str(saved_model), "--beam-width", "1"])) == 1  # keras-rnn-lab chat

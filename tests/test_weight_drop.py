@@ -379,6 +379,7 @@ def test_a_run_recorded_before_weight_drop_existed_resumes(tmp_path):
 
 # --- (7) learning happens ---------------------------------------------------------
 @pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.slow  # three 4-5 s fits: learning is shown in the slow run
 def test_a_weight_dropped_model_learns(name):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6, 2)).astype("float32")
