@@ -18,9 +18,9 @@ before its loop (and the two resets after it), so W's mask is drawn in, and
 released with, the recurrent one.
 """
 
-import contextlib
-
 import keras
+
+from keras_rnn_lab._tracing_switch import TracingSwitch
 
 
 def _keras_dropout_marker():
@@ -32,18 +32,12 @@ def _keras_dropout_marker():
     return object
 
 
-_TRACING_AN_EXPORT = [False]
+_TRACING_AN_EXPORT = TracingSwitch()
 
 
-@contextlib.contextmanager
 def no_draws_in_exports():
     """Inside it, our layers' inference calls draw no dropout masks (the serving exports trace in it)."""
-    previous = _TRACING_AN_EXPORT[0]
-    _TRACING_AN_EXPORT[0] = True
-    try:
-        yield
-    finally:
-        _TRACING_AN_EXPORT[0] = previous
+    return _TRACING_AN_EXPORT.turned_on()
 
 
 class DropoutMasks(_keras_dropout_marker()):
@@ -68,7 +62,7 @@ class DropoutMasks(_keras_dropout_marker()):
         built-in's, call for call), except while an export traces the served
         graph (`no_draws_in_exports`): a draw there is dead work and an update
         of the seed that tf2onnx cannot convert."""
-        return self.drawing_for_training or not _TRACING_AN_EXPORT[0]
+        return self.drawing_for_training or not _TRACING_AN_EXPORT.is_on
 
     def _draw_mask(self, like, rate):
         ones = keras.ops.ones_like(like)

@@ -29,28 +29,23 @@ Everything else keeps the while loop.  Two traps of the op, handled here:
   to 0 in the file (`keras_rnn_lab.serving.tflite_export`).
 """
 
-import contextlib
 import uuid
 
 import keras
 
-_FUSED = [False]
+from keras_rnn_lab._tracing_switch import TracingSwitch
+
+_FUSED = TracingSwitch()
 
 
-@contextlib.contextmanager
 def fused_lstm():
     """Trace `keras_rnn_lab.LSTM` layers as TFLite's fused op inside the block."""
-    previous = _FUSED[0]
-    _FUSED[0] = True
-    try:
-        yield
-    finally:
-        _FUSED[0] = previous
+    return _FUSED.turned_on()
 
 
 def why_not(layer, sequences, mask, training):
     """None when `layer` traces as the fused op now, else the reason."""
-    if not _FUSED[0]:
+    if not _FUSED.is_on:
         return "not tracing for a fused TFLite file"
     if training:
         return "training"

@@ -7,9 +7,10 @@ import re
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from keras_rnn_lab.data.sentence_pairs import END, SPLITS, padded
+from keras_rnn_lab.data.sentence_pairs import END, padded
 from keras_rnn_lab.diagnostics.bleu import sacrebleu_note
 from keras_rnn_lab.diagnostics.perplexity import teacher_forced_perplexity, unigram_perplexity
+from recipes.parts.translation_report import split_counts_and_model
 from recipes.translation import teacher_forcing_dataset  # the fit's own pipeline
 
 CLOSING = re.compile(r" ([.,!?;:%)\]}])")  # a punctuation mark that follows its word without a space
@@ -75,9 +76,7 @@ def perplexities(model, data, batch_size=500):
 def format_report(result, examples=6):
     """The scores table of dialogue's `TrainResult`, then the first `examples` test exchanges."""
     config, data = result.config, result.data
-    counts = " / ".join(f"{len(data.pairs[split][0]):,} {split}" for split in SPLITS)
-    model = f"{'bidirectional ' if config.bidirectional else ''}{config.cell}{' (keras)' if config.builtin else ''}"
-    model += f" {config.units}{' + attention' if config.attention else ''}"
+    counts, model = split_counts_and_model(config, data)
     epochs = len(result.history["loss"])
     lines = [
         data.name,

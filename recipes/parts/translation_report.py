@@ -5,12 +5,19 @@ from keras_rnn_lab.data.sentence_pairs import SPLITS
 from keras_rnn_lab.diagnostics.bleu import sacrebleu_note
 
 
-def format_report(result, examples=5):
-    """The scores table of a `TrainResult`, then up to `examples` greedy mistakes."""
-    config, data = result.config, result.data
+def split_counts_and_model(config, data):
+    """("900 train / 100 validation / ... ", "bidirectional lstm 128 + attention"): the
+    header of the encoder-decoder recipes' reports (translation, dialogue)."""
     counts = " / ".join(f"{len(data.pairs[split][0]):,} {split}" for split in SPLITS)
     model = f"{'bidirectional ' if config.bidirectional else ''}{config.cell}{' (keras)' if config.builtin else ''}"
     model += f" {config.units}{' + attention' if config.attention else ''}"
+    return counts, model
+
+
+def format_report(result, examples=5):
+    """The scores table of a `TrainResult`, then up to `examples` greedy mistakes."""
+    config, data = result.config, result.data
+    counts, model = split_counts_and_model(config, data)
     epochs = len(result.history["loss"])
     lines = [f"{data.name}: {counts} pairs; {model}", f"{epochs} epochs, {result.seconds:.0f} s training", ""]
     lines.append(f"{'test':<18}{'exact match':>12}{'BLEU':>8}{'sacreBLEU':>11}{'seconds':>9}")

@@ -4,9 +4,9 @@
 and the backward pass are explicit `tf.while_loop`s over TensorArrays.
 """
 
-import contextlib
-
 import tensorflow as tf
+
+from keras_rnn_lab._tracing_switch import TracingSwitch
 
 # Activations (by their Keras name) whose derivative we can write from the
 # activation's own output y = f(a), which the forward pass keeps anyway:
@@ -118,10 +118,9 @@ def _readers(sequences):
     return [s if isinstance(s, tf.TensorArray) else _StepReader(s) for s in sequences]
 
 
-_BUILTIN_OPS_ONLY = [False]
+_BUILTIN_OPS_ONLY = TracingSwitch()
 
 
-@contextlib.contextmanager
 def builtin_ops_only():
     """Trace the loops (inside the block) so that TFLite converts them with its
     builtin ops alone: the per-step outputs go into a (time, ...) tensor with
@@ -129,12 +128,7 @@ def builtin_ops_only():
     TFLite lowers to builtin ops only for a fixed batch size (else it needs the
     Flex delegate).  Same numbers; used by the TFLite export, whose traced
     graph is converted, never by training."""
-    previous = _BUILTIN_OPS_ONLY[0]
-    _BUILTIN_OPS_ONLY[0] = True
-    try:
-        yield
-    finally:
-        _BUILTIN_OPS_ONLY[0] = previous
+    return _BUILTIN_OPS_ONLY.turned_on()
 
 
 class _ScatterWriter:
@@ -163,7 +157,7 @@ def _loop_over(step, start, stop, carry, readers, keep, dtype, reverse):
     `keep` outputs recorded in TensorArrays at index t - start."""
     steps = stop - start
     from_zero = isinstance(start, int) and start == 0  # no offset ops in the loop then
-    scatter = _BUILTIN_OPS_ONLY[0] and keep > 0
+    scatter = _BUILTIN_OPS_ONLY.is_on and keep > 0
 
     def body(i, carry, writers):
         t = stop - 1 - i if reverse else (i if from_zero else start + i)
