@@ -7,8 +7,26 @@ import pytest
 import tensorflow as tf
 
 from keras_rnn_lab import benchmark
-from keras_rnn_lab.benchmark import matmuls_only, timing
+from keras_rnn_lab.benchmark import matmuls_only, timing, torch_peer
 from keras_rnn_lab.layers.bptt import loop
+
+
+def _round_ratio_stats(reference_ms, candidate_ms):
+    ratios = np.array(reference_ms) / np.array(candidate_ms)
+    return pytest.approx(float(np.median(ratios))), pytest.approx([ratios.min(), ratios.max()])
+
+
+def _check_rows(rows, reference):
+    """Each ratio to `reference` is the median, min and max over rounds of that round's ratio."""
+    for row in rows:
+        base = next(r for r in rows if r["cell"] == row["cell"] and r["candidate"] == reference)
+        key = "speedup" if reference == "keras built-in" else "vs_torch"
+        for mode in ("train", "infer"):
+            assert len(row[f"{mode}_rounds_ms"]) == 2 and row[f"{mode}_ms"] == pytest.approx(
+                np.median(row[f"{mode}_rounds_ms"])
+            )
+            median, spread = _round_ratio_stats(base[f"{mode}_rounds_ms"], row[f"{mode}_rounds_ms"])
+            assert row[f"{mode}_{key}"] == median and row[f"{mode}_{key}_range"] == spread
 
 
 def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):
@@ -21,14 +39,53 @@ def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):
         for cell in ("gru", "simple_rnn")
         for candidate in ("keras built-in", "RNN(our cell)", "keras_rnn_lab", "matmuls only")
     ]
-    for row in rows:
-        assert row["train_ms"] > 0 and row["infer_ms"] > 0
-        # speed-up = built-in median / candidate median
-        builtin = next(r for r in rows if r["cell"] == row["cell"] and r["candidate"] == "keras built-in")
-        assert row["train_speedup"] == pytest.approx(builtin["train_ms"] / row["train_ms"])
-        assert row["infer_speedup"] == pytest.approx(builtin["infer_ms"] / row["infer_ms"])
+    assert all(r["train_ms"] > 0 and r["infer_ms"] > 0 and r["train_vs_torch"] is None for r in rows)
+    _check_rows(rows, "keras built-in")
     printed = capsys.readouterr().out
-    assert "x built-in" in printed and "keras_rnn_lab" in printed
+    assert "x built-in" in printed and "keras_rnn_lab" in printed and "torch: not timed" in printed
+
+
+needs_torch = pytest.mark.skipif(not torch_peer.torch_available(), reason="torch is not installed (optional peer)")
+
+
+@needs_torch
+def test_torch_joins_every_round_from_its_own_process(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    args = ["--cells", "lstm", "--shapes", "4x3x2x5", "--repeats", "2", "--no-model", "--json", str(path)]
+    assert benchmark.main(args) == 0
+    rows = json.loads(path.read_text())
+    candidates = ["keras built-in", "RNN(our cell)", "keras_rnn_lab", "matmuls only", "torch"]
+    assert [r["candidate"] for r in rows] == candidates
+    _check_rows(rows, "keras built-in")
+    _check_rows(rows, "torch")
+    assert "in its own process" in capsys.readouterr().out
+
+
+@needs_torch
+def test_the_torch_worker_times_torch_without_tensorflow_in_its_process():
+    rng = np.random.default_rng(0)
+    with torch_peer.TorchPeer(spin_seconds=0.0) as peer:
+        reply = peer.setup("gru", rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 5)))
+        seconds = [peer.timer(mode).seconds() for mode in ("train", "infer")]
+        with open(f"/proc/{peer.process.pid}/maps") as maps:
+            libraries = maps.read()
+        with pytest.raises(RuntimeError, match="the PyTorch worker failed: KeyError: 'transformer'"):
+            peer.setup("transformer", rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 5)))
+    assert reply["threads"] >= 1 and all(0 < s < 10 for s in seconds)
+    assert "libtorch" in libraries and "tensorflow" not in libraries
+    assert peer.process.returncode == 0
+
+
+def test_rounds_interleave_self_timed_candidates_and_pause_after_them(monkeypatch):
+    calls, slept = [], []
+    monkeypatch.setattr(timing.time, "sleep", slept.append)
+    candidates = {
+        "a": lambda: calls.append("a"),
+        "peer": timing.SelfTimed(lambda: calls.append("peer") or 0.25, pause=0.5),
+    }
+    samples = timing.interleaved_samples(candidates, repeats=3, warmup=1)
+    assert calls == ["a", "peer"] + ["a", "peer"] * 3  # warm-up, then a, peer in every round
+    assert samples["peer"] == [0.25] * 3 and len(samples["a"]) == 3 and slept == [0.5] * 4
 
 
 @pytest.mark.parametrize("gates", [1, 3])

@@ -1,6 +1,8 @@
 """The speed benchmark, `python -m keras_rnn_lab.benchmark` (see `command` for
 what it times and how): `candidates` (what runs), `matmuls_only` (the bound),
-`timing` (interleaved medians), `report` (the tables), `command` (the CLI)."""
+`timing` (interleaved rounds), `torch_peer` and `torch_worker` (PyTorch in its
+own process, in the same rounds), `report` (the tables and the rounds' ratios),
+`command` (the CLI)."""
 
 from keras_rnn_lab.benchmark.command import main
 

@@ -20,12 +20,15 @@ CELLS = {
     "gru": (keras.layers.GRU, keras_rnn_lab.GRUCell, keras_rnn_lab.GRU),
 }
 
-TORCH_MODULES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-# Gate blocks per cell: the width of its matmuls is gates * units.
+TORCH = "torch"  # torch.nn.RNN / LSTM / GRU, timed in its own process (torch_peer)
 
 
 @dataclasses.dataclass
 class Row:
+    """A candidate's medians over the rounds and its ratios to the built-in and
+    to torch: each the median over rounds of that round's ratio (> 1: faster),
+    with the rounds' (min, max); None where torch was not timed."""
+
     cell: str
     shape: str
     candidate: str
@@ -33,6 +36,14 @@ class Row:
     infer_ms: float
     train_speedup: float = 1.0
     infer_speedup: float = 1.0
+    train_speedup_range: tuple = (1.0, 1.0)
+    infer_speedup_range: tuple = (1.0, 1.0)
+    train_vs_torch: float = None
+    infer_vs_torch: float = None
+    train_vs_torch_range: tuple = None
+    infer_vs_torch_range: tuple = None
+    train_rounds_ms: list = dataclasses.field(default_factory=list)  # every round's time, in order
+    infer_rounds_ms: list = dataclasses.field(default_factory=list)
 
 
 def keras_candidates(cell, units):
@@ -62,46 +73,6 @@ def keras_steps(layer, x, y):
         return layer(x, training=False)
 
     return lambda: train().numpy(), lambda: infer().numpy()
-
-
-def torch_steps(cell, x, y):
-    import torch
-
-    batch, _, features = x.shape
-    module = getattr(torch.nn, TORCH_MODULES[cell])(features, y.shape[-1], batch_first=True)
-    optimizer = torch.optim.SGD(module.parameters(), lr=1e-6)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def last_output():
-        out, _ = module(tx)
-        return out[:, -1]
-
-    def train():
-        optimizer.zero_grad()
-        loss = ((last_output() - ty) ** 2).mean()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    def infer():
-        with torch.no_grad():
-            return last_output().numpy()
-
-    return train, infer
-
-
-# Long enough for PyTorch's spinning OpenMP threads to go to sleep before the
-# next TensorFlow timing.
-
-TORCH_SPIN_SECONDS = 1.0
-
-
-def torch_available():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def shape_of(name):

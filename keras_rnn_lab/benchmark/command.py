@@ -6,13 +6,14 @@
     python -m keras_rnn_lab.benchmark --generation       # 1,000 characters, compiled vs predict
     python -m keras_rnn_lab.benchmark --profile --cells gru --shapes reference   # where the time goes
 
-Everything is measured in one process and *interleaved*: each repeat times every
-TensorFlow candidate once, in turn, so a noisy neighbour slows all of them alike.
-PyTorch is timed on its own after them (its OpenMP threads spin after each op
-and would slow whatever ran next).  The
-table shows median milliseconds and the speed-up over the built-in
-(built-in median / candidate median; > 1 is faster).  PyTorch's nn.LSTM / nn.GRU
-/ nn.RNN join the table when torch is installed (`pip install torch==2.13.0`).
+Everything is *interleaved*: each round (repeat) times every candidate once, in
+turn, so a change in the machine's speed moves a round's candidates together.
+PyTorch's nn.LSTM / nn.GRU / nn.RNN join every round when torch is installed
+(`pip install torch==2.13.0`), timed in a process of their own (`torch_peer`:
+their OpenMP threads would slow the TensorFlow op that runs next), followed by
+a pause.  The table shows median milliseconds over the rounds and each ratio
+(built-in or torch ms / candidate ms; > 1 is faster) as the median of the
+rounds' own ratios with their min-max.
 
 Each cell also gets a "matmuls only" row: our layers' loops with the cell's
 matmul shapes and nothing else (`linear_recurrence_gradients`).  How close a
@@ -21,16 +22,25 @@ rearrangement of the gate arithmetic removes, or that arithmetic.
 """
 
 import argparse
+import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import os
 
 import keras
 import tensorflow as tf
 
-from keras_rnn_lab.benchmark.candidates import CELLS, SHAPES, keras_candidates, shape_of, torch_available
-from keras_rnn_lab.benchmark.report import MATMULS_ONLY_NOTE, format_generation, format_profile, format_table
+from keras_rnn_lab.benchmark.candidates import CELLS, SHAPES, keras_candidates, shape_of
+from keras_rnn_lab.benchmark.report import (
+    MATMULS_ONLY_NOTE,
+    ROUNDS_NOTE,
+    format_generation,
+    format_profile,
+    format_table,
+)
 from keras_rnn_lab.benchmark.timing import bench_generation, bench_layer, bench_model, profile_training_step
+from keras_rnn_lab.benchmark.torch_peer import TorchPeer, torch_available
 from keras_rnn_lab.output_paths import check_writable_parent
 from keras_rnn_lab.training.command_line import positive_int, program, usage_errors
 
@@ -107,13 +117,17 @@ def main(argv=None):
         return 0
 
     with_torch = not args.no_torch and torch_available()
-    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, torch: {with_torch}")
+    peer = f"torch {importlib.metadata.version('torch')} in its own process" if with_torch else "torch: not timed"
+    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, {peer}")
+    print(ROUNDS_NOTE.format(repeats=args.repeats))
+    print(format_table([]))
     rows = []
-    for shape in args.shapes:
-        for cell in args.cells:
-            new_rows = bench_layer(cell, shape, args.repeats, with_torch)
-            rows += new_rows
-            print(format_table(new_rows).split("\n", 2)[-1], flush=True)
+    with TorchPeer() if with_torch else contextlib.nullcontext() as peer:
+        for shape in args.shapes:
+            for cell in args.cells:
+                new_rows = bench_layer(cell, shape, args.repeats, peer)
+                rows += new_rows
+                print(format_table(new_rows).split("\n", 2)[-1], flush=True)
     if not args.no_model:
         rows += bench_model(args.repeats)
     print()

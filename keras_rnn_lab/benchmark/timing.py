@@ -9,29 +9,42 @@ import numpy as np
 import tensorflow as tf
 
 import keras_rnn_lab
-from keras_rnn_lab.benchmark.candidates import (
-    TORCH_SPIN_SECONDS,
-    Row,
-    keras_candidates,
-    keras_steps,
-    shape_of,
-    torch_steps,
-)
+from keras_rnn_lab.benchmark.candidates import TORCH, keras_candidates, keras_steps, shape_of
 from keras_rnn_lab.benchmark.matmuls_only import MATMULS_ONLY, matmuls_only_steps
-from keras_rnn_lab.benchmark.report import with_speedups
+from keras_rnn_lab.benchmark.report import rows_from_samples
+
+
+class SelfTimed:
+    """A candidate that reports its own seconds (`seconds()`, timed in another
+    process), followed by a `pause` before the next candidate runs."""
+
+    def __init__(self, seconds, pause=0.0):
+        self.seconds = seconds
+        self.pause = pause
+
+
+def _run_once(fn):
+    if isinstance(fn, SelfTimed):
+        seconds = fn.seconds()
+        time.sleep(fn.pause)
+        return seconds
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def interleaved_samples(candidates, repeats, warmup=2):
-    """{name: [seconds of each repeat]} with every repeat running each candidate once, in turn."""
+    """{name: [seconds of each repeat]} with every repeat (a round) running each
+    candidate once, in turn: a change in the machine's speed moves a round's
+    candidates together, so a ratio taken within each round survives it.
+    A `SelfTimed` candidate gives its own seconds."""
     for fn in candidates.values():
         for _ in range(warmup):
-            fn()
+            _run_once(fn)
     samples = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(_run_once(fn))
     return samples
 
 
@@ -41,7 +54,10 @@ def interleaved_medians(candidates, repeats, warmup=2):
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bench_layer(cell, shape_name, repeats, with_torch):
+def bench_layer(cell, shape_name, repeats, torch_peer=None):
+    """Rows for `cell` at `shape_name`: the TensorFlow candidates, the matmuls-only
+    bound and, given a running `torch_peer.TorchPeer`, torch.nn's layer, all in
+    the same rounds."""
     batch, steps, features, units = shape_of(shape_name)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, steps, features), dtype=np.float32)
@@ -50,19 +66,15 @@ def bench_layer(cell, shape_name, repeats, with_torch):
     for name, layer in keras_candidates(cell, units).items():
         trains[name], infers[name] = keras_steps(layer, tf.constant(x), tf.constant(y))
     trains[MATMULS_ONLY], infers[MATMULS_ONLY] = matmuls_only_steps(cell, tf.constant(x), tf.constant(y))
-    train_ms = interleaved_medians(trains, repeats)
-    infer_ms = interleaved_medians(infers, repeats)
-    if with_torch:
-        # Timed on its own, after the TensorFlow candidates: PyTorch's OpenMP
-        # threads spin-wait after each op and take the cores from whatever runs
-        # next (interleaved, the built-in SimpleRNN measured 19-21 ms instead of
-        # 14-16 ms).  Passive waiting would instead slow torch itself ~2x.
-        trains["torch"], infers["torch"] = torch_steps(cell, x, y)
-        train_ms.update(interleaved_medians({"torch": trains["torch"]}, repeats))
-        infer_ms.update(interleaved_medians({"torch": infers["torch"]}, repeats))
-        time.sleep(TORCH_SPIN_SECONDS)
-    rows = [Row(cell, shape_name, name, 1e3 * train_ms[name], 1e3 * infer_ms[name]) for name in trains]
-    return with_speedups(rows)
+    if torch_peer is not None:
+        torch_peer.setup(cell, x, y)
+        trains[TORCH], infers[TORCH] = torch_peer.timer("train"), torch_peer.timer("infer")
+    return _rows(cell, shape_name, trains, infers, repeats)
+
+
+def _rows(cell, shape, trains, infers, repeats):
+    """All training steps interleaved in rounds, then all inference calls."""
+    return rows_from_samples(cell, shape, interleaved_samples(trains, repeats), interleaved_samples(infers, repeats))
 
 
 def bench_model(repeats, vocabulary=2000, batch=64, steps=100, units=256):
@@ -83,10 +95,7 @@ def bench_model(repeats, vocabulary=2000, batch=64, steps=100, units=256):
         model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
         trains[name] = lambda m=model: m.train_on_batch(tokens, labels)
         infers[name] = lambda m=model: m.predict_on_batch(tokens)
-    train_ms = interleaved_medians(trains, repeats)
-    infer_ms = interleaved_medians(infers, repeats)
-    rows = [Row("lstm model", f"{batch}x{steps} tokens", n, 1e3 * train_ms[n], 1e3 * infer_ms[n]) for n in trains]
-    return with_speedups(rows)
+    return _rows("lstm model", f"{batch}x{steps} tokens", trains, infers, repeats)
 
 
 def bench_generation(units=512, length=1000, repeats=5, vocabulary="abcdefghijklmnopqrstuvwxyz .,;'\n"):
