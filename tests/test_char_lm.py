@@ -154,6 +154,8 @@ def test_clipping_is_a_config_field_and_a_flag(monkeypatch):
         ("max_characters", 0),
         ("sample_every", -1),
         ("sample_prime", ""),
+        ("max_minutes", 0),
+        ("lr_decay_fraction", 0.5),  # without max_minutes: nothing to time it by
     ],
 )
 def test_config_errors_name_the_recipes_own_fields(field, value):

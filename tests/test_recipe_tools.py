@@ -100,6 +100,28 @@ def test_time_budget_stops_before_an_epoch_would_end_past_it(rng):
         training.TimeBudget(0)
 
 
+def test_time_budget_decays_the_learning_rate_linearly_to_zero_over_its_last_fraction(rng):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    budget = training.TimeBudget(minutes=1.0, decay_fraction=0.5)
+    readings = iter(range(10_000))  # each reading of its clock is 1 s after the last
+    budget.clock = lambda: float(next(readings))
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate.numpy()))
+    )
+    x = rng.normal(size=(8, 2)).astype("float32")
+    model.fit(x, x[:, :1], batch_size=8, epochs=100, callbacks=[budget, record], verbose=0)
+    # Begin 0; epoch k reads 3k+1 (begin), 3k+2 (its one batch), 3k+3 (end).
+    # Batch k has 60 - (3k + 2) s of the budget left; the decay phase is its
+    # last 30 s.  It stops after epoch k = 19 (3k + 3 + the longest epoch, 2 s, > 60).
+    expected = [0.1 if 58 - 3 * k >= 30 else 0.1 * (58 - 3 * k) / 30 for k in range(20)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    assert budget.stopped_after == 20 and rates[-1] < 0.01
+    with pytest.raises(ValueError, match="`decay_fraction` must be in \\[0, 1\\]"):
+        training.TimeBudget(1.0, decay_fraction=1.5)
+
+
 def test_forget_gate_bias_and_the_lecture_initialisation():
     layer = training.recurrent_layer("lstm", 5, **initialisation("lstm", "lecture", forget_bias=3.0, seed=1))
     layer.build((None, None, 400))

@@ -7,6 +7,7 @@ import time
 
 import keras
 
+from keras_rnn_lab._validation import check_number
 from keras_rnn_lab.errors import RunError
 from keras_rnn_lab.training import runs
 
@@ -94,13 +95,27 @@ class TimeBudget(keras.callbacks.Callback):
     """Ends training before it would run past `minutes`: after each epoch, stop
     when the time since the fit began plus the longest epoch so far exceeds
     the budget (so a run stays inside it, whatever the machine's speed).
-    `stopped_after` is the number of epochs trained when it stopped, else None."""
+    `stopped_after` is the number of epochs trained when it stopped, else None.
 
-    def __init__(self, minutes):
+    With `decay_fraction` f > 0, the last f of the budget also anneals the
+    learning rate, as the decay phase of a warmup-stable-decay schedule (Hu et
+    al. 2024, MiniCPM) timed by the clock rather than by a step count the run
+    cannot know in advance: from the rate in force when the phase begins, eta_0,
+
+        eta(t) = eta_0 * (budget - t) / (f * budget)   for t > (1 - f) * budget,
+
+    set before every batch (t: seconds since the fit began), so it would reach
+    0 as the budget ends; the last epoch ends at most one epoch before that.
+    A ReduceLROnPlateau beside it acts before the phase (its cuts are in eta_0)
+    and is overruled inside it."""
+
+    def __init__(self, minutes, decay_fraction=0.0):
         super().__init__()
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
             raise ValueError(f"Argument `minutes` must be a positive number; received {minutes!r}.")
+        check_number("decay_fraction", decay_fraction, "[0, 1]", lambda f: 0 <= f <= 1)
         self.seconds = 60.0 * minutes
+        self.decay_fraction = float(decay_fraction)
         self.stopped_after = None
         self.clock = time.perf_counter  # seconds; a test gives its own
 
@@ -108,9 +123,22 @@ class TimeBudget(keras.callbacks.Callback):
         self.began = self.epoch_began = self.clock()
         self.longest = 0.0
         self.stopped_after = None
+        self.decay_from = None  # eta_0, once the decay phase has begun
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_began = self.clock()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.decay_fraction:
+            return
+        left = self.seconds - (self.clock() - self.began)
+        phase = self.decay_fraction * self.seconds
+        if left >= phase:
+            return
+        optimizer = self.model.optimizer
+        if self.decay_from is None:
+            self.decay_from = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        optimizer.learning_rate = self.decay_from * max(left, 0.0) / phase
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()

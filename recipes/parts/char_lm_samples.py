@@ -17,15 +17,20 @@ class PrintSamples(keras.callbacks.Callback):
         super().__init__()
         self.prime, self.every, self.length, self.temperature = prime, every, length, temperature
         self.last_sampled = None
+        self.generator = None
 
     def sample(self, epoch, heading):
-        text = TextGenerator(self.model)(self.prime, self.length, temperature=self.temperature, seed=epoch + 1)[0]
+        # One generator per fit: it reads the layers' variables, so it samples the
+        # current weights, and its compiled loop is traced once, not per sample.
+        if self.generator is None:
+            self.generator = TextGenerator(self.model)
+        text = self.generator(self.prime, self.length, temperature=self.temperature, seed=epoch + 1)[0]
         print(f"\n--- {heading} ---\n{text}\n---", flush=True)
         summaries.log_text(self.model, epoch + 1, "sample", text)  # nothing without a run directory
         self.last_sampled = epoch
 
     def on_train_begin(self, logs=None):
-        self.last_sampled, self.epochs_done = None, None
+        self.last_sampled, self.epochs_done, self.generator = None, None, None
         if self.every:
             self.sample(-1, "sample before training (at first: random characters)")
 
