@@ -147,6 +147,7 @@ def test_image_folder_loads_resizes_and_reports_missing_or_broken_images(tmp_pat
         caption_data.load_image_folder(tmp_path, tmp_path / "nothing.txt")
 
 
+@pytest.mark.slow
 def test_users_images_train_end_to_end_and_split_by_image(tmp_path):
     # Red images are captioned "a red picture", blue ones "a blue picture".
     write_coloured_pictures(tmp_path, 40)
@@ -167,6 +168,7 @@ def test_users_images_train_end_to_end_and_split_by_image(tmp_path):
     assert "held_out" not in result.scores
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_your_captions_exports_and_serves_in_its_own_words(tmp_path):
     """The .keras file holds its vocabulary, so `export` needs nothing but the model."""
     write_coloured_pictures(tmp_path, 12)
@@ -201,6 +203,7 @@ def test_tfds_coco_captions_through_mock_data():
 
 
 # --- the model and decoding --------------------------------------------------------------------
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_tiny_preset_learns(tiny_result):
     losses = tiny_result.history["loss"]
     assert losses[-1] < 0.5 * losses[0], losses
@@ -224,6 +227,7 @@ def reference_greedy(model, images, max_length):
     return np.where(after_end, caption_data.PAD, tokens)
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_stepping_the_cell_by_hand_matches_the_trained_layer(tiny_result, captioner):
     images = tiny_result.data.splits["test"].images[:12]
     tokens, lengths = captioner(images, max_length=7)
@@ -234,6 +238,7 @@ def test_stepping_the_cell_by_hand_matches_the_trained_layer(tiny_result, captio
         assert length == (ends[0] + 1 if len(ends) else 7)
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_decoding_stops_at_the_end_token_and_respects_the_maximum_length(tiny_result, captioner):
     images = tiny_result.data.splits["test"].images[:20]
     tokens, lengths = captioner(images, max_length=12)
@@ -246,6 +251,7 @@ def test_decoding_stops_at_the_end_token_and_respects_the_maximum_length(tiny_re
         assert short.shape == (20, 2) and np.all(short_lengths == 2) and not np.any(short == caption_data.END)
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_beam_width_one_is_greedy_and_wider_beams_are_at_least_as_likely(tiny_result, captioner):
     images = tiny_result.data.splits["held_out"].images[:30]
     greedy, _ = captioner(images, max_length=11)
@@ -262,6 +268,7 @@ def test_beam_width_one_is_greedy_and_wider_beams_are_at_least_as_likely(tiny_re
     assert np.mean(beam_scores.numpy()) >= np.mean(greedy_scores.numpy()) - 1e-5
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_padding_and_batching_do_not_change_results(tiny_result, captioner):
     model, data = tiny_result.model, tiny_result.data
     inputs, targets, weights = captioning.teacher_forcing(data.splits["test"], data.vocabulary, data.max_words)
@@ -287,6 +294,7 @@ def test_padding_and_batching_do_not_change_results(tiny_result, captioner):
     np.testing.assert_array_equal(alone, together[:3])
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_keras_round_trip_gives_the_same_logits_and_captions(tiny_result, captioner, tmp_path):
     path = tmp_path / "captioning.keras"
     tiny_result.model.save(path)
@@ -337,6 +345,7 @@ def test_caption_scores_by_hand():
     assert scores["exact"] == 0.5 and 0 < scores["bleu"] < 1
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about a minute
 def test_grid_png_is_written_with_right_and_wrong_captions(tiny_result, tmp_path):
     path = captioning.write_grid(tmp_path / "grid.png", tiny_result.data, tiny_result.predictions)
     data = open(path, "rb").read()

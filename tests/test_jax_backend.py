@@ -63,6 +63,7 @@ _ON_JAX = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 40 s: a fresh process on the JAX backend
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (the test extra installs it)")
 def test_cells_and_layers_equal_the_builtins_and_fit_under_jax():
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}

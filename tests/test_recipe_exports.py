@@ -141,6 +141,7 @@ def test_labels_are_the_recipes_class_names(exports):
     assert set(served["label"].ravel()) <= set(video_frames.MOTION_NAMES)
 
 
+@pytest.mark.slow  # saved_model_cli once per recipe, ~20 s
 def test_saved_model_cli_lists_each_recipes_signature(exports):
     cli = [sys.executable, "-c", "from tensorflow.python.tools.saved_model_cli import main; main()"]
     for name in ("sentiment", "forecast"):

@@ -194,6 +194,7 @@ def test_tfds_catalogue_dataset_with_mock_data(tmp_path):
     assert all(isinstance(text, str) for text in data.train.texts) and set(data.train.labels.tolist()) <= {0, 1}
 
 
+@pytest.mark.slow  # about a minute: TFDS's mock data through the whole command
 def test_command_runs_on_a_tfds_dataset_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=40):
         result = sentiment.main(

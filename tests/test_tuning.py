@@ -41,7 +41,14 @@ def test_every_hypermodel_builds_the_recipes_default_from_default_hyperparameter
     assert registered["recurrent_kernel_dropout"].default == 0.0  # weight drop is searched, off by default
 
 
-@pytest.mark.parametrize("name", sorted(hypermodels.HYPERMODELS))
+# The decoder recipes' fits (10-20 s each) run with the slow tests.
+SLOW_FITS = ("captioning", "dialogue", "translation")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n if n not in SLOW_FITS else pytest.param(n, marks=pytest.mark.slow) for n in sorted(hypermodels.HYPERMODELS)],
+)
 def test_every_hypermodel_fits_and_reports_the_validation_loss(name):
     hypermodel = hypermodels.get(name, preset="tiny", capacity_action="ignore", epochs=1)
     hp = keras_tuner.HyperParameters()
@@ -82,6 +89,7 @@ def test_guard_fires_on_an_oversized_model():
         hypermodels.get("parity", preset="tiny", capacity_action="reject").build(hp)
 
 
+@pytest.mark.slow
 def test_two_trial_random_search_reports_and_saves_the_best(tmp_path, capsys):
     start = time.perf_counter()
     summaries = search.main([*TINY_SEARCH, "--max-trials", "2", "--directory", str(tmp_path)])
