@@ -137,6 +137,7 @@ def test_reported_accuracies_are_the_models_own_on_each_split():
 
 
 # --- the command ---------------------------------------------------------------
+@pytest.mark.slow  # three trainings
 def test_main_runs_each_seed_prints_the_table_and_saves(tmp_path, capsys):
     out = tmp_path / "parity.keras"
     results = parity.main(["--preset", "tiny", "--cell", "gru", "--epochs", "2", "--seeds", "0,1", "--out", str(out)])

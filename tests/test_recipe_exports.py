@@ -20,6 +20,11 @@ from keras_rnn_lab.training import config_from_preset
 from recipes import captioning, char_lm, forecast, parity, sentiment, tagging, translation, video_frames
 from tests.serving import Job, serve_many
 
+# Every recipe trained and exported once (the module fixture, ~40 s) and served:
+# with the slow tests.  The default run serves exports in test_export.py and,
+# through LiteRT and ONNX Runtime, in test_numeric_exports.py.
+pytestmark = pytest.mark.slow
+
 RNG = np.random.default_rng(0)
 
 
@@ -141,7 +146,6 @@ def test_labels_are_the_recipes_class_names(exports):
     assert set(served["label"].ravel()) <= set(video_frames.MOTION_NAMES)
 
 
-@pytest.mark.slow  # saved_model_cli once per recipe, ~20 s
 def test_saved_model_cli_lists_each_recipes_signature(exports):
     cli = [sys.executable, "-c", "from tensorflow.python.tools.saved_model_cli import main; main()"]
     for name in ("sentiment", "forecast"):

@@ -230,6 +230,7 @@ def test_gradient_clipping_reaches_the_optimizer():
 
 
 # --- learning, saving ----------------------------------------------------------------------------
+@pytest.mark.slow  # the tiny_result fixture trains for about 30 s
 def test_tiny_preset_learns(tiny_result):
     losses = tiny_result.history["loss"]
     assert losses[-1] < 0.3 * losses[0], losses
@@ -239,6 +240,7 @@ def test_tiny_preset_learns(tiny_result):
     assert beam["exact_match"] > 0.5, tiny_result.scores
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about 30 s
 def test_reported_scores_are_the_translations_own(tiny_result):
     references = tiny_result.data.pairs["test"][1]
     for method in ("greedy", "beam"):
@@ -250,6 +252,7 @@ def test_reported_scores_are_the_translations_own(tiny_result):
     )
 
 
+@pytest.mark.slow  # the tiny_result fixture trains for about 30 s
 def test_keras_round_trip_gives_the_same_outputs_and_translations(tiny_result, tmp_path):
     path = tmp_path / "translation.keras"
     tiny_result.model.save(path)
