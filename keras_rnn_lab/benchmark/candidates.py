@@ -20,6 +20,7 @@ CELLS = {
     "gru": (keras.layers.GRU, keras_rnn_lab.GRUCell, keras_rnn_lab.GRU),
 }
 
+BUILTIN = "keras built-in"  # the reference every "x built-in" ratio divides by
 TORCH = "torch"  # torch.nn.RNN / LSTM / GRU, timed in its own process (torch_peer)
 
 
@@ -49,7 +50,7 @@ class Row:
 def keras_candidates(cell, units):
     builtin, cell_class, fast = CELLS[cell]
     return {
-        "keras built-in": builtin(units),
+        BUILTIN: builtin(units),
         "RNN(our cell)": keras.layers.RNN(cell_class(units)),
         "keras_rnn_lab": fast(units),
     }

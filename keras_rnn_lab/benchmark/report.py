@@ -3,7 +3,7 @@ and over torch, per round, with the rounds' spread."""
 
 import statistics
 
-from keras_rnn_lab.benchmark.candidates import SHAPES, TORCH, Row
+from keras_rnn_lab.benchmark.candidates import BUILTIN, SHAPES, TORCH, Row
 from keras_rnn_lab.benchmark.matmuls_only import MATMULS_ONLY
 
 
@@ -21,9 +21,6 @@ def format_profile(title, wall_ms, by_type, by_op, top=8):
     lines.append("  largest ops:")
     lines += [f"    {name[-70:]:<70} {ms:8.2f} ms" for name, ms in by_op.most_common(top)]
     return "\n".join(lines)
-
-
-BUILTIN = "keras built-in"
 
 
 def round_ratios(reference, candidate):

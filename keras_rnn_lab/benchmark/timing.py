@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_rnn_lab
-from keras_rnn_lab.benchmark.candidates import TORCH, keras_candidates, keras_steps, shape_of
+from keras_rnn_lab.benchmark.candidates import BUILTIN, TORCH, keras_candidates, keras_steps, shape_of
 from keras_rnn_lab.benchmark.matmuls_only import MATMULS_ONLY, matmuls_only_steps
 from keras_rnn_lab.benchmark.report import rows_from_samples
 
@@ -83,7 +83,7 @@ def bench_model(repeats, vocabulary=2000, batch=64, steps=100, units=256):
     tokens = rng.integers(1, vocabulary, size=(batch, steps))
     labels = rng.integers(0, 2, size=(batch, 1)).astype("float32")
     trains, infers = {}, {}
-    for name, lstm in (("keras built-in", keras.layers.LSTM), ("keras_rnn_lab", keras_rnn_lab.LSTM)):
+    for name, lstm in ((BUILTIN, keras.layers.LSTM), ("keras_rnn_lab", keras_rnn_lab.LSTM)):
         model = keras.Sequential(
             [
                 keras.Input((steps,), dtype="int32"),
