@@ -117,8 +117,8 @@ def main(argv=None):
         return 0
 
     with_torch = not args.no_torch and torch_available()
-    peer = f"torch {importlib.metadata.version('torch')} in its own process" if with_torch else "torch: not timed"
-    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, {peer}")
+    torch_line = f"torch {importlib.metadata.version('torch')} in its own process" if with_torch else "torch: not timed"
+    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, {torch_line}")
     print(ROUNDS_NOTE.format(repeats=args.repeats))
     print(format_table([]))
     rows = []

@@ -43,7 +43,6 @@ class TorchPeer:
             text=True,
         )
         self.folder = tempfile.TemporaryDirectory(prefix="keras_rnn_lab_torch_")
-        self.version = None
 
     def _ask(self, **request):
         self.process.stdin.write(json.dumps(request) + "\n")
@@ -61,9 +60,7 @@ class TorchPeer:
         paths = [os.path.join(self.folder.name, name) for name in ("x.npy", "y.npy")]
         for path, array in zip(paths, (x, y)):
             np.save(path, np.asarray(array, np.float32))
-        reply = self._ask(op="setup", cell=cell, x=paths[0], y=paths[1])
-        self.version = reply["torch"]
-        return reply
+        return self._ask(op="setup", cell=cell, x=paths[0], y=paths[1])  # {"torch": version, "threads": n}
 
     def timer(self, mode):
         """A candidate for `timing.interleaved_samples`: one `mode` call, timed in the worker."""
