@@ -163,6 +163,24 @@ def test_a_killed_search_resumes_and_keeps_its_finished_trials(moment, tmp_path)
         assert f"trial {trial_id} completed" not in out
 
 
+# slow: a one-trial search (about 15 s on two cores).
+@pytest.mark.slow
+def test_a_finished_trial_still_ongoing_in_oracle_json_is_not_run_again(tmp_path, capsys):
+    """keras-tuner saves oracle.json before it drops a finished trial from
+    `ongoing_trials`; a search killed then (before the next trial) must not
+    retry that trial on resume.  The kill's moment, written by hand."""
+    search.main([*TINY_SEARCH, "--max-trials", "1", "--directory", str(tmp_path)])
+    oracle_file = tmp_path / "parity" / "oracle.json"
+    state = json.loads(oracle_file.read_text())
+    state["ongoing_trials"] = {"tuner0": "0"}
+    oracle_file.write_text(json.dumps(state))
+    capsys.readouterr()
+    summaries = search.main([*TINY_SEARCH, "--max-trials", "2", "--directory", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "trial 0 completed" not in out and "trial 1 completed" in out
+    assert sorted(s.trial_id for s in summaries) == ["0", "1"]
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

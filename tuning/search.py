@@ -82,6 +82,17 @@ class _RecipeTuner:
         super().on_trial_end(trial)
         print(progress_line(self.oracle.get_trial(trial.trial_id)), flush=True)
 
+    def reload(self):
+        super().reload()
+        # keras-tuner 1.4.8 writes oracle.json with a just-finished trial still
+        # "ongoing" (it drops it from ongoing_trials after the save), and its
+        # reload queues every ongoing trial for a retry: a search killed before
+        # the next trial starts would run its finished trial again.  Its own
+        # trial.json says COMPLETED; trust that.
+        oracle, completed = self.oracle, keras_tuner.engine.trial.TrialStatus.COMPLETED
+        if hasattr(oracle, "_retry_queue"):  # a worker's oracle is a client of the chief's
+            oracle._retry_queue = [t for t in oracle._retry_queue if oracle.trials[t].status != completed]
+
 
 def environment_error(tuner_id, error):
     return (
