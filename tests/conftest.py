@@ -28,3 +28,11 @@ def _fixed_random_state():
 def rng():
     """NumPy generator for test data, independent of the Keras seed."""
     return np.random.default_rng(SEED)
+
+
+def pytest_configure(config):
+    """The compiled kernels are built (once per machine, about a minute) before any
+    test runs, so no test with a timeout of its own waits for the compiler."""
+    from keras_rnn_lab.layers.compiled import build
+
+    build.load()

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from keras_rnn_lab import benchmark
-from keras_rnn_lab.benchmark import matmuls_only, timing, torch_peer
+from keras_rnn_lab.benchmark import candidates, matmuls_only, timing, torch_peer
 from keras_rnn_lab.layers.bptt import loop
+from keras_rnn_lab.layers.compiled import build
 
 
 def _round_ratio_stats(reference_ms, candidate_ms):
@@ -29,15 +30,19 @@ def _check_rows(rows, reference):
             assert row[f"{mode}_{key}"] == median and row[f"{mode}_{key}_range"] == spread
 
 
+# Ours twice where the compiled kernels could be built: on them, and on TensorFlow ops.
+KERAS_CANDIDATES = ["keras built-in", "RNN(our cell)", "keras_rnn_lab"]
+KERAS_CANDIDATES += [candidates.TF_OPS] if build.load()[1] is None else []
+KERAS_CANDIDATES += ["matmuls only"]
+
+
 def test_runs_a_tiny_shape_and_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     args = ["--cells", "gru,simple_rnn", "--shapes", "4x3x2x5", "--repeats", "2", "--no-model", "--no-torch"]
     assert benchmark.main(args + ["--json", str(path)]) == 0
     rows = json.loads(path.read_text())
     assert [(r["cell"], r["candidate"]) for r in rows] == [
-        (cell, candidate)
-        for cell in ("gru", "simple_rnn")
-        for candidate in ("keras built-in", "RNN(our cell)", "keras_rnn_lab", "matmuls only")
+        (cell, candidate) for cell in ("gru", "simple_rnn") for candidate in KERAS_CANDIDATES
     ]
     assert all(r["train_ms"] > 0 and r["infer_ms"] > 0 and r["train_vs_torch"] is None for r in rows)
     _check_rows(rows, "keras built-in")
@@ -54,8 +59,8 @@ def test_torch_joins_every_round_from_its_own_process(tmp_path, capsys):
     args = ["--cells", "lstm", "--shapes", "4x3x2x5", "--repeats", "2", "--no-model", "--json", str(path)]
     assert benchmark.main(args) == 0
     rows = json.loads(path.read_text())
-    candidates = ["keras built-in", "RNN(our cell)", "keras_rnn_lab", "matmuls only", "torch"]
-    assert [r["candidate"] for r in rows] == candidates
+    expected = [*KERAS_CANDIDATES, "torch"]
+    assert [r["candidate"] for r in rows] == expected
     _check_rows(rows, "keras built-in")
     _check_rows(rows, "torch")
     assert "in its own process" in capsys.readouterr().out
@@ -158,5 +163,6 @@ def test_generation_timing_runs_both_ways(tmp_path, capsys):
 def test_profile_reports_kernel_time(capsys):
     assert benchmark.main(["--profile", "--cells", "lstm", "--shapes", "4x3x2x5"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("ms wall per training step") == 3  # built-in, RNN(our cell), ours
+    # built-in, RNN(our cell), ours (and ours on TensorFlow ops beside the compiled kernels)
+    assert printed.count("ms wall per training step") == len(KERAS_CANDIDATES) - 1
     assert "MatMul" in printed

@@ -1,12 +1,15 @@
 """What the benchmark times: the Keras built-ins, `RNN(our cell)`, our fast
 layers and (when installed) PyTorch, each as a (train step, inference) pair."""
 
+import contextlib
 import dataclasses
 
 import keras
 import tensorflow as tf
 
 import keras_rnn_lab
+from keras_rnn_lab.layers import compiled
+from keras_rnn_lab.layers.compiled import build
 
 SHAPES = {
     "small": (32, 50, 32, 128),
@@ -22,6 +25,9 @@ CELLS = {
 
 BUILTIN = "keras built-in"  # the reference every "x built-in" ratio divides by
 TORCH = "torch"  # torch.nn.RNN / LSTM / GRU, timed in its own process (torch_peer)
+# Our layer traced on TensorFlow ops only (`compiled.plain_tensorflow_ops`), beside
+# "keras_rnn_lab" on the compiled kernels, where those could be built.
+TF_OPS = "keras_rnn_lab (TF ops)"
 
 
 @dataclasses.dataclass
@@ -49,29 +55,36 @@ class Row:
 
 def keras_candidates(cell, units):
     builtin, cell_class, fast = CELLS[cell]
-    return {
+    candidates = {
         BUILTIN: builtin(units),
         "RNN(our cell)": keras.layers.RNN(cell_class(units)),
         "keras_rnn_lab": fast(units),
     }
+    if build.load()[1] is None:
+        candidates[TF_OPS] = fast(units)
+    return candidates
 
 
-def keras_steps(layer, x, y):
-    """Compiled training step (forward, MSE, gradients, SGD update) and inference."""
-    layer(x)
+def keras_steps(layer, x, y, plain_ops=False):
+    """Compiled training step (forward, MSE, gradients, SGD update) and inference;
+    `plain_ops`: traced on TensorFlow's own ops (no compiled kernels)."""
+    tracing = compiled.plain_tensorflow_ops if plain_ops else contextlib.nullcontext
+    with tracing():
+        layer(x)
     optimizer = keras.optimizers.SGD(1e-6)
     optimizer.build(layer.trainable_variables)
 
     @tf.function
     def train():
-        with tf.GradientTape() as tape:
+        with tracing(), tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(layer(x, training=True) - y))
         optimizer.apply(tape.gradient(loss, layer.trainable_variables), layer.trainable_variables)
         return loss
 
     @tf.function
     def infer():
-        return layer(x, training=False)
+        with tracing():
+            return layer(x, training=False)
 
     return lambda: train().numpy(), lambda: infer().numpy()
 

@@ -31,7 +31,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_rnn_lab.benchmark.candidates import CELLS, SHAPES, keras_candidates, shape_of
+from keras_rnn_lab.benchmark.candidates import CELLS, SHAPES, TF_OPS, keras_candidates, shape_of
 from keras_rnn_lab.benchmark.report import (
     MATMULS_ONLY_NOTE,
     ROUNDS_NOTE,
@@ -104,7 +104,7 @@ def main(argv=None):
         for cell in args.cells:
             for shape in args.shapes:
                 for name, layer in keras_candidates(cell, shape_of(shape)[3]).items():
-                    report = profile_training_step(layer, shape)
+                    report = profile_training_step(layer, shape, plain_ops=name == TF_OPS)
                     print(format_profile(f"{cell} {shape} {name}", *report), flush=True)
         return 0
 

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_rnn_lab
-from keras_rnn_lab.benchmark.candidates import BUILTIN, TORCH, keras_candidates, keras_steps, shape_of
+from keras_rnn_lab.benchmark.candidates import BUILTIN, TF_OPS, TORCH, keras_candidates, keras_steps, shape_of
 from keras_rnn_lab.benchmark.matmuls_only import MATMULS_ONLY, matmuls_only_steps
 from keras_rnn_lab.benchmark.report import rows_from_samples
 
@@ -64,7 +64,7 @@ def bench_layer(cell, shape_name, repeats, torch_peer=None):
     y = rng.standard_normal((batch, units), dtype=np.float32)
     trains, infers = {}, {}
     for name, layer in keras_candidates(cell, units).items():
-        trains[name], infers[name] = keras_steps(layer, tf.constant(x), tf.constant(y))
+        trains[name], infers[name] = keras_steps(layer, tf.constant(x), tf.constant(y), plain_ops=name == TF_OPS)
     trains[MATMULS_ONLY], infers[MATMULS_ONLY] = matmuls_only_steps(cell, tf.constant(x), tf.constant(y))
     if torch_peer is not None:
         torch_peer.setup(cell, x, y)
@@ -126,7 +126,7 @@ def bench_generation(units=512, length=1000, repeats=5, vocabulary="abcdefghijkl
     return timings
 
 
-def profile_training_step(layer, shape_name, steps=5):
+def profile_training_step(layer, shape_name, steps=5, plain_ops=False):
     """Op-level profile of `steps` training steps: {op type: ms per step}, {op: ms per step}.
 
     Uses TensorFlow's profiler (tf.profiler.experimental) and reads the host
@@ -143,7 +143,7 @@ def profile_training_step(layer, shape_name, steps=5):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((batch, time_steps, features), dtype=np.float32))
     y = tf.constant(rng.standard_normal((batch, units), dtype=np.float32))
-    train, _ = keras_steps(layer, x, y)
+    train, _ = keras_steps(layer, x, y, plain_ops)
     train(), train()  # traced and warm
     logdir = tempfile.mkdtemp(prefix="keras_rnn_lab_profile_")
     tf.profiler.experimental.start(logdir)

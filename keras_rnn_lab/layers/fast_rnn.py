@@ -12,7 +12,9 @@ the fast one (on a GPU the built-in's cuDNN kernel is):
     2. xp = x U + b for all steps in one matmul before the loop when training
        (inside the loop, step by step, for inference: faster there);
     3. the recurrence runs in `keras_rnn_lab.layers.bptt`, whose custom gradient keeps one
-       matmul per step in each direction.
+       matmul per step in each direction; or, where they could be built and
+       cover the call (`layers.compiled.why_not`), the same loops as two
+       compiled ops (`layers.compiled`), never in an exported graph.
 
 Weight drop (`recurrent_kernel_dropout`, see `RecurrentCell`) hands the
 recurrence this batch's W~ = W * M / (1 - p), formed once before the loop
@@ -29,8 +31,9 @@ the hand-written derivative does not cover) the layer falls back to
 import keras
 
 from keras_rnn_lab import _validation
-from keras_rnn_lab.layers import loop_choice
+from keras_rnn_lab.layers import compiled, loop_choice
 from keras_rnn_lab.layers.bptt import loop
+from keras_rnn_lab.layers.compiled import recurrences as compiled_recurrences
 
 # Arguments that belong to the layer; everything else configures the cell.
 _LAYER_ARGUMENTS = (
@@ -183,8 +186,17 @@ class FastRNN(keras.layers.RNN):
         # Stateful layers pass their state variables: read them here, so the custom
         # gradient sees plain tensors (it refuses functions that read variables).
         initial_state = [tf.convert_to_tensor(state) for state in initial_state]
+        kernel_blocker = compiled.why_not(self, inputs.dtype)
+        where = "the compiled kernels" if kernel_blocker is None else f"TensorFlow ops, {kernel_blocker}"
+        self.last_loop = self.last_loop._replace(reason=f"{self.last_loop.reason}, on {where}")
         h_out, final_states = self.recurrence(
-            inputs, projection, initial_state, recurrent_mask, step_mask, training=bool(training)
+            inputs,
+            projection,
+            initial_state,
+            recurrent_mask,
+            step_mask,
+            training=bool(training),
+            recurrences=compiled_recurrences if kernel_blocker is None else None,
         )
         # keras.layers.RNN's masked output: zero where masked, or else the last
         # unmasked output (zero before the first one), i.e. h_t times
@@ -210,8 +222,11 @@ class FastRNN(keras.layers.RNN):
             outputs = last_output[:, tf.newaxis]
         return last_output, outputs, final_states
 
-    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training, recurrences=None):
         """Subclasses: run the bptt recurrence; return (h, [final states]).
+
+        `recurrences` is `layers.compiled.recurrences` where the compiled
+        kernels run this call, else None (the `layers.bptt` loop of TensorFlow ops).
 
         h is the state sequence (time, batch, units) with `return_sequences`,
         else the last state (batch, units).  `training` picks the hand-written

@@ -42,8 +42,9 @@ class GRU(FastRNN, keras.layers.GRU):
     def update_convention(self):
         return self.cell.update_convention
 
-    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
-        h = gru_recurrence(
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training, recurrences=None):
+        run = gru_recurrence if recurrences is None else recurrences.gru_recurrence
+        h = run(
             inputs,
             projection,
             initial_state[0],

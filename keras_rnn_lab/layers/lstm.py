@@ -41,8 +41,9 @@ class LSTM(FastRNN, keras.layers.LSTM):
             return tflite_fused.fused_inner_loop(self, sequences, initial_state, step_mask, self._zero_initial_state)
         return super().inner_loop(sequences, initial_state, mask, training=training)
 
-    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
-        h, c_last = lstm_recurrence(
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training, recurrences=None):
+        run = lstm_recurrence if recurrences is None else recurrences.lstm_recurrence
+        h, c_last = run(
             inputs,
             projection,
             initial_state[0],

@@ -23,8 +23,9 @@ class SimpleRNN(FastRNN, keras.layers.SimpleRNN):
     cell_class = SimpleRNNCell
     cell_name = "simple_rnn_cell"
 
-    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training):
-        h = simple_rnn_recurrence(
+    def recurrence(self, inputs, projection, initial_state, recurrent_mask, step_mask, training, recurrences=None):
+        run = simple_rnn_recurrence if recurrences is None else recurrences.simple_rnn_recurrence
+        h = run(
             inputs,
             projection,
             initial_state[0],

@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from keras_rnn_lab.cells import dropout_masks
 from keras_rnn_lab.errors import UsageError
+from keras_rnn_lab.layers import compiled
 from keras_rnn_lab.output_paths import check_writable_parent
 from keras_rnn_lab.training import model_files
 
@@ -157,7 +158,9 @@ def write_saved_model(model, endpoints, path):
     `serving_default`); the plain write, without the staging of `write_atomically`."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    with dropout_masks.no_draws_in_exports():  # inference: no dropout draw, no seed update in the graph
+    # Inference: no dropout draw, no seed update in the graph, and no custom op
+    # (a served graph needs nothing but TensorFlow).
+    with dropout_masks.no_draws_in_exports(), compiled.plain_tensorflow_ops():
         for name, endpoint in endpoints.items():
             archive.add_endpoint(name, endpoint.fn, input_signature=endpoint.input_signature)
     archive.write_out(path, verbose=False)

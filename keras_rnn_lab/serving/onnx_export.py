@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from keras_rnn_lab.cells import dropout_masks
 from keras_rnn_lab.errors import UsageError
+from keras_rnn_lab.layers import compiled
 from keras_rnn_lab.serving import conversion, export, numeric
 
 # Opset 17 (ONNX 1.12, 2022): what tf2onnx 1.17 targets best, and every
@@ -76,7 +77,8 @@ def frozen_graph(endpoint):
     While, not lowered to TensorList ops)."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    with dropout_masks.no_draws_in_exports():  # a seed update in the graph would not convert
+    # a seed update in the graph would not convert; no custom op either (a served graph needs only TensorFlow)
+    with dropout_masks.no_draws_in_exports(), compiled.plain_tensorflow_ops():
         concrete = tf.function(endpoint.fn, input_signature=endpoint.input_signature).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
     inputs = [tensor.name for tensor in frozen.inputs]
