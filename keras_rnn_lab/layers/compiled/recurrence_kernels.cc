@@ -184,8 +184,7 @@ class RecurrenceForward : public OpKernel {
     const int saved_blocks = s_.cell == kSimpleRnn ? 0 : 4;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({save_gates_ ? T : 0, B, saved_blocks * U}), &gates_out));
     // h_in = h_{t-1} * r, double-buffered so a part can write step t's while another still reads t-1's.
-    Tensor a_t, h_in_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_FLOAT, TensorShape({B, GU}), &a_t));
+    Tensor h_in_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_FLOAT, TensorShape({2, B, U}), &h_in_t));
 
     const float *xp_p = xp.flat<float>().data(), *w_p = w.flat<float>().data(), *h0_p = h0.flat<float>().data();
@@ -193,7 +192,6 @@ class RecurrenceForward : public OpKernel {
     float* h_p = h_out->flat<float>().data();
     float* c_p = s_.cell == kLstm ? c_out->flat<float>().data() : nullptr;
     float* g_p = save_gates_ ? gates_out->flat<float>().data() : nullptr;
-    float* a = a_t.flat<float>().data();
     float* h_in_p = h_in_t.flat<float>().data();
     const Settings s = s_;
     const bool save = save_gates_;
@@ -205,26 +203,32 @@ class RecurrenceForward : public OpKernel {
       RowArray c_act(B, n), z(B, n), reset(B, n);
       auto own = [&](const float* base) { return sl.of(base, 1, 0); };  // this part's units of a (B, U) buffer
       auto own_w = [&](float* base) { return sl.of(base, 1, 0); };
+      // W's (and b''s) columns of this part's units, every gate block side by
+      // side: one wide GEMM per step instead of one narrow one per block.
+      RowMatrix w_part(U, gates * n), a_part(B, gates * n);
+      Eigen::Matrix<float, 1, Eigen::Dynamic> b_part(gates * n);
+      for (int g = 0; g < gates; ++g) {
+        w_part.middleCols(g * n, n) = ConstMatrixView(w_p + g * U + sl.u0, U, n, Eigen::OuterStride<>(GU));
+        if (b_p != nullptr) b_part.segment(g * n, n) = Eigen::Map<const Eigen::VectorXf>(b_p + g * U + sl.u0, n);
+      }
+      auto pa = [&](int g) { return Block(a_part.data() + g * n, B, n, Eigen::OuterStride<>(gates * n)); };
       if (has_r) own_w(h_in_p) = own(h0_p) * sl.of(r_p, 1, 0);
       barrier.Wait();
       for (int64_t t = 0; t < T; ++t) {
         const float* h_prev = t == 0 ? h0_p : h_p + (t - 1) * B * U;
         const float* h_mul = has_r ? h_in_p + (t % 2) * B * U : h_prev;
         const float* x_t = xp_p + t * B * GU;
-        ConstMatrixView h_in(h_mul, B, U, Eigen::OuterStride<>(U));
-        for (int g = 0; g < gates; ++g) {  // this part's columns of a = h_in W (+ b')
-          MatrixView out(a + g * U + sl.u0, B, n, Eigen::OuterStride<>(GU));
-          out.noalias() = h_in * ConstMatrixView(w_p + g * U + sl.u0, U, n, Eigen::OuterStride<>(GU));
-          if (s.cell == kGru && b_p != nullptr) sl.of(a, gates, g).rowwise() += Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>(b_p + g * U + sl.u0, n);
-        }
+        // This part's columns of a = h_in W (+ b'), one GEMM over its packed columns.
+        a_part.noalias() = ConstMatrixView(h_mul, B, U, Eigen::OuterStride<>(U)) * w_part;
+        if (s.cell == kGru && b_p != nullptr) a_part.array().rowwise() += b_part.array();
         Block h_new = own_w(h_p + t * B * U);
         if (s.cell == kSimpleRnn) {
-          Block pre = sl.of(a, 1, 0);
+          Block pre = pa(0);
           pre += sl.of(x_t, 1, 0);
           Activate(s.activation, pre);
           h_new = pre;
         } else if (s.cell == kLstm) {
-          Block i = sl.of(a, 4, 0), cand = sl.of(a, 4, 1), f = sl.of(a, 4, 2), o = sl.of(a, 4, 3);
+          Block i = pa(0), cand = pa(1), f = pa(2), o = pa(3);
           i += sl.of(x_t, 4, 0);
           cand += sl.of(x_t, 4, 1);
           f += sl.of(x_t, 4, 2);
@@ -241,12 +245,12 @@ class RecurrenceForward : public OpKernel {
           h_new = o * c_act;
           if (save) {
             float* g = g_p + t * B * GU;
-            for (int k = 0; k < 4; ++k) sl.of(g, 4, k) = sl.of(a, 4, k);
+            for (int k = 0; k < 4; ++k) sl.of(g, 4, k) = pa(k);
           }
         } else {  // GRU, reset_after: a = h_in W + b'
-          ConstBlock rec_h = sl.of(static_cast<const float*>(a), 3, 2);
-          z = sl.of(x_t, 3, 0) + sl.of(a, 3, 0);
-          reset = sl.of(x_t, 3, 1) + sl.of(a, 3, 1);
+          Block rec_h = pa(2);
+          z = sl.of(x_t, 3, 0) + pa(0);
+          reset = sl.of(x_t, 3, 1) + pa(1);
           Activate(s.recurrent_activation, z);
           Activate(s.recurrent_activation, reset);
           c_act = sl.of(x_t, 3, 2) + reset * rec_h;  // the candidate h~
