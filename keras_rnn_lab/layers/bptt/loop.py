@@ -131,6 +131,11 @@ def builtin_ops_only():
     return _BUILTIN_OPS_ONLY.turned_on()
 
 
+def tracing_builtin_ops_only():
+    """True inside `builtin_ops_only()` (a TFLite export tracing its loops)."""
+    return _BUILTIN_OPS_ONLY.is_on
+
+
 class _ScatterWriter:
     """A TensorArray's `write` and `stack` over a preallocated (steps, ...) tensor."""
 

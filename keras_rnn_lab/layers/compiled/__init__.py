@@ -53,9 +53,10 @@ def why_not(layer, dtype):
     """None when `layer` may run the compiled kernels on inputs of `dtype`, else why not."""
     import tensorflow as tf
 
+    from keras_rnn_lab.layers.bptt import loop
     from keras_rnn_lab.layers.compiled import build
 
-    if _PLAIN_TENSORFLOW.is_on:
+    if _PLAIN_TENSORFLOW.is_on or loop.tracing_builtin_ops_only():
         return "plain TensorFlow ops asked for (an export is tracing)"
     if dtype != tf.float32:
         return f"the compiled kernels are float32; inputs are {dtype.name}"
