@@ -1,9 +1,12 @@
 """Compiled recurrence kernels: the whole time loop, forward and BPTT, as two C++ ops.
 
-The pure-TensorFlow fast path (`layers.bptt`) costs about a dozen small ops per
-time step, and on a small CPU their dispatch, not the arithmetic, is most of
-the step.  `recurrence_kernels.cc` runs all the steps inside one op (one matmul
-per step, the gates fused in one pass), built on first use (`build`).
+The TensorFlow-ops fast path (`layers.bptt`) runs about a dozen small ops per
+time step: the step's matmul on one core (or as two halves, `loop.two_core_matmul`)
+and each piece of gate arithmetic as an op of its own.  `recurrence_kernels.cc`
+runs all the steps inside one op, each of its threads owning a slice of the
+units: its columns of the step's matmul and all their gate arithmetic in one
+pass (README, "With the compiled kernels", for what that gains).  Built on
+first use (`build`).
 
 `why_not` decides, per call, whether a layer may use them.  Never in a graph
 that is being exported (a served model must need nothing but TensorFlow) nor
