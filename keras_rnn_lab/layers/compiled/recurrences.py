@@ -18,12 +18,11 @@ import tensorflow as tf
 from keras_rnn_lab.layers.bptt import loop
 from keras_rnn_lab.layers.compiled import build
 
-_EMPTY_SHAPE = (0,)
 _ATTRIBUTES = ("cell", "activation", "recurrent_activation", "lecture_update")
 
 
 def _empty():
-    return tf.zeros(_EMPTY_SHAPE, tf.float32)
+    return tf.zeros([0], tf.float32)
 
 
 def _or_empty(tensor):
@@ -37,9 +36,7 @@ def _recurrence_gradient(op, dh, dc, _):
     ops, _ = build.load()
     xp, h0, c0, w, bias, r, m = op.inputs
     attrs = {name: op.get_attr(name) for name in _ATTRIBUTES}
-    attrs["cell"] = attrs["cell"].decode()
-    attrs["activation"] = attrs["activation"].decode()
-    attrs["recurrent_activation"] = attrs["recurrent_activation"].decode()
+    attrs.update({name: value.decode() for name, value in attrs.items() if isinstance(value, bytes)})
     h, c, gates = op.outputs
     if not op.get_attr("save_gates"):
         h, c, gates = ops.keras_rnn_lab_recurrence(xp, h0, c0, w, bias, r, m, save_gates=True, **attrs)
