@@ -1,6 +1,6 @@
 """Build (once per machine, then cached) and load the compiled recurrence kernels.
 
-`recurrence_kernels.cc` is compiled against the running TensorFlow's own headers
+`recurrence_kernels.cc` (with `packed_gemm.h`) is compiled against the running TensorFlow's own headers
 and library (`tf.sysconfig`) with the system's C++ compiler, into a cache folder
 keyed by everything the binary depends on (the source, TensorFlow's version and
 flags, the compiler, the CPU's instruction sets, since it is built with
@@ -26,6 +26,7 @@ import tempfile
 import warnings
 
 SOURCE = pathlib.Path(__file__).with_name("recurrence_kernels.cc")
+HEADERS = [pathlib.Path(__file__).with_name("packed_gemm.h")]  # included by SOURCE: part of the cache key
 SWITCH = "KERAS_RNN_LAB_KERNELS"
 
 
@@ -73,7 +74,8 @@ def _library_path(compiler):
     import tensorflow as tf
 
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
-    key = "\n".join([SOURCE.read_text(), tf.__version__, " ".join(_command(compiler, "")), version, _cpu_flags()])
+    sources = [path.read_text() for path in (SOURCE, *HEADERS)]
+    key = "\n".join([*sources, tf.__version__, " ".join(_command(compiler, "")), version, _cpu_flags()])
     return cache_folder() / f"recurrence_kernels-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 
 

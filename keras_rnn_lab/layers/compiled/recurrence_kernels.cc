@@ -3,11 +3,11 @@
 // keras_rnn_lab/layers/bptt (whose docstrings write the equations out).
 //
 // Threads own units, not steps: with P parts, part p owns units [u0, u1) of
-// every gate block, computes their columns of the step's matmul (single-threaded
-// Eigen GEMM, measured faster here than Eigen's thread-pool contraction at these
-// sizes) and all their elementwise work, and the parts meet at one barrier per
-// step, where the next step needs every unit of h (forward) or of d_rec (backward).
-#define EIGEN_USE_THREADS
+// every gate block, computes their columns of the step's matmul (one
+// single-threaded GEMM over W packed once, packed_gemm.h; Eigen's thread-pool
+// contraction measured slower here at these sizes) and all their elementwise
+// work, and the parts meet at one barrier per step, where the next step needs
+// every unit of h (forward) or of d_rec (backward).
 #include <algorithm>
 #include <atomic>
 #include <functional>
@@ -19,6 +19,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "Eigen/Dense"
+#include "packed_gemm.h"
 
 namespace {
 
@@ -28,13 +29,13 @@ using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
+using keras_rnn_lab::PackedGemm;
+using keras_rnn_lab::PackedMatrix;
 
 using RowArray = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Block = Eigen::Map<RowArray, 0, Eigen::OuterStride<>>;
 using ConstBlock = Eigen::Map<const RowArray, 0, Eigen::OuterStride<>>;
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MatrixView = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
-using ConstMatrixView = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
 
 enum Activation { kTanh, kSigmoid, kRelu, kLinear };
 enum Cell { kSimpleRnn, kLstm, kGru };
@@ -205,10 +206,13 @@ class RecurrenceForward : public OpKernel {
       auto own_w = [&](float* base) { return sl.of(base, 1, 0); };
       // W's (and b''s) columns of this part's units, every gate block side by
       // side: one wide GEMM per step instead of one narrow one per block.
-      RowMatrix w_part(U, gates * n), a_part(B, gates * n);
+      std::vector<int64_t> w_column(gates * n);  // column of W behind each packed column
+      for (int64_t col = 0; col < gates * n; ++col) w_column[col] = (col / n) * U + sl.u0 + col % n;
+      PackedMatrix w_part;
+      w_part.Pack(U, gates * n, [&](int64_t k, int64_t col) { return w_p[k * GU + w_column[col]]; });
+      RowMatrix a_part(B, gates * n);
       Eigen::Matrix<float, 1, Eigen::Dynamic> b_part(gates * n);
       for (int g = 0; g < gates; ++g) {
-        w_part.middleCols(g * n, n) = ConstMatrixView(w_p + g * U + sl.u0, U, n, Eigen::OuterStride<>(GU));
         if (b_p != nullptr) b_part.segment(g * n, n) = Eigen::Map<const Eigen::VectorXf>(b_p + g * U + sl.u0, n);
       }
       auto pa = [&](int g) { return Block(a_part.data() + g * n, B, n, Eigen::OuterStride<>(gates * n)); };
@@ -219,7 +223,7 @@ class RecurrenceForward : public OpKernel {
         const float* h_mul = has_r ? h_in_p + (t % 2) * B * U : h_prev;
         const float* x_t = xp_p + t * B * GU;
         // This part's columns of a = h_in W (+ b'), one GEMM over its packed columns.
-        a_part.noalias() = ConstMatrixView(h_mul, B, U, Eigen::OuterStride<>(U)) * w_part;
+        PackedGemm(h_mul, U, B, w_part, a_part.data(), gates * n);
         if (s.cell == kGru && b_p != nullptr) a_part.array().rowwise() += b_part.array();
         Block h_new = own_w(h_p + t * B * U);
         if (s.cell == kSimpleRnn) {
@@ -339,6 +343,9 @@ class RecurrenceBackward : public OpKernel {
       RowArray dh = RowArray::Zero(B, n), dc = RowArray::Zero(B, n);
       RowArray keep = RowArray::Ones(B, 1), dh_eff(B, n), dc_eff(B, n), c_act(B, n), dC(B, n), direct(B, n);
       RowArray dz(B, n), d_cand(B, n), da_h(B, n), dh_prev(B, n);
+      // W's rows u0..u0+n, transposed: d_rec_t W^T's columns for this part's units.
+      PackedMatrix w_rows_t;
+      w_rows_t.Pack(GU, n, [&](int64_t k, int64_t col) { return w_p[(sl.u0 + col) * GU + k]; });
       for (int64_t t = T - 1; t >= 0; --t) {
         dh += own(dseq_p + t * B * U);  // the gradients of the outputs h_t and C_t
         if (has_dc) dc += own(dcseq_p + t * B * U);
@@ -384,10 +391,7 @@ class RecurrenceBackward : public OpKernel {
           sl.of(d_rec, 3, 2) = da_h * reset;
         }
         barrier.Wait();  // the matmul below reads every unit of d_rec_t
-        // This part's units of d_rec W^T: W's rows u0..u0+n.
-        Eigen::Map<RowMatrix> out(dh_prev.data(), B, n);
-        out.noalias() = ConstMatrixView(d_rec, B, GU, Eigen::OuterStride<>(GU)) *
-                        ConstMatrixView(w_p + sl.u0 * GU, n, GU, Eigen::OuterStride<>(GU)).transpose();
+        PackedGemm(d_rec, GU, B, w_rows_t, dh_prev.data(), n);  // this part's units of d_rec W^T
         if (has_r) dh_prev *= sl.of(r_p, 1, 0);
         if (s.cell == kGru) dh_prev += direct;
         if (has_m) dh_prev += dh.colwise() * (1.0f - keep.col(0));
