@@ -3,12 +3,14 @@
 The option grid of tests/test_fast_layers.py runs on them wherever they could
 be built (this file checks that they really ran); CI runs that file again with
 KERAS_RNN_LAB_KERNELS=0 for the TensorFlow loop.  Here: the compiled path
-against the TensorFlow-ops path at sizes where Eigen's threaded matmul splits
-the work, with every option that changes the loop; the fallbacks and their
+against the TensorFlow-ops path at sizes where the op's threads split
+the work, with every option that changes the loop (and again, slow, on kernels
+built without AVX2/FMA: packed_gemm.h's Eigen branch); the fallbacks and their
 reasons; and graphs that are exported or XLA-compiled never holding the op.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -220,3 +222,26 @@ def test_without_kernels_the_tensorflow_loop_runs_and_says_why(environment, reas
     assert "TensorFlow ops" in lines["REASON"] and reason in lines["REASON"], lines
     assert int(lines["WARNINGS"]) == warnings, done.stderr[-2000:]
     assert not list(tmp_path.glob("*.so"))  # nothing half-built left behind
+
+
+@pytest.mark.slow
+@needs_kernels
+def test_kernels_built_without_avx2_run_eigen_products_and_equal_the_tensorflow_loop(tmp_path):
+    """packed_gemm.h's other branch: on a CPU without AVX2/FMA the same ops run
+    Eigen's product.  Built here with those instruction sets switched off (a
+    compiler wrapper), the equality test above must pass on that library too."""
+    wrapper = tmp_path / "cxx_without_avx2"
+    wrapper.write_text(f'#!/bin/sh\nexec {build._compiler()} "$@" -mno-avx2 -mno-fma\n')
+    wrapper.chmod(0o755)
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k != build.SWITCH}
+    env.update({"CXX": str(wrapper), "KERAS_RNN_LAB_CACHE": str(cache)})
+    test = f"{__file__}::test_compiled_kernel_equals_the_tensorflow_loop"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", test]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]
+    (library,) = cache.glob("*.so")
+    if shutil.which("objdump"):  # no FMA instruction: the micro-kernel was compiled out
+        disassembly = subprocess.run(["objdump", "-d", str(library)], capture_output=True, text=True).stdout
+        assert "vfmadd" not in disassembly
