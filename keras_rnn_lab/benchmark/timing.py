@@ -145,16 +145,17 @@ def profile_training_step(layer, shape_name, steps=5, plain_ops=False):
     y = tf.constant(rng.standard_normal((batch, units), dtype=np.float32))
     train, _ = keras_steps(layer, x, y, plain_ops)
     train(), train()  # traced and warm
-    logdir = tempfile.mkdtemp(prefix="keras_rnn_lab_profile_")
-    tf.profiler.experimental.start(logdir)
-    start = time.perf_counter()
-    for _ in range(steps):
-        train()
-    wall = (time.perf_counter() - start) / steps
-    tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
-    with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as handle:
-        space.ParseFromString(handle.read())
+    # The trace is read here and nothing else needs it: a kept folder per call filled /tmp.
+    with tempfile.TemporaryDirectory(prefix="keras_rnn_lab_profile_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        for _ in range(steps):
+            train()
+        wall = (time.perf_counter() - start) / steps
+        tf.profiler.experimental.stop()
+        with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as handle:
+            space.ParseFromString(handle.read())
     host = next(plane for plane in space.planes if plane.name.startswith("/host:CPU"))
     by_type, by_op = collections.Counter(), collections.Counter()
     for line in host.lines:
