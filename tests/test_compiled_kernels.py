@@ -24,7 +24,7 @@ from test_fast_layers import GRID, fast_layer, in_training
 
 import keras_rnn_lab
 from keras_rnn_lab.layers import compiled
-from keras_rnn_lab.layers.compiled import build
+from keras_rnn_lab.layers.compiled import build, recurrences
 
 KERNELS_MISSING = build.load()[1]
 if KERNELS_MISSING and os.environ.get("CI") and os.environ.get(build.SWITCH) != "0":
@@ -62,20 +62,31 @@ def _run(layer, x, mask, initial_state):
     return outputs, tape.gradient(loss, sources)
 
 
+# (batch, steps, features, units), and whether the op projects the input itself.
+SHAPES = {
+    # The matmul split across threads, and every edge of packed_gemm.h's tiling:
+    # six-row blocks and a remainder of five, 150 units a part (panels of 16
+    # columns and a partial one), depth over 256 (forward [x_t, h] is 9 + 300
+    # deep, its first slice crossing from x to h; BPTT's 4 x 300).
+    "projected_in_op": ((23, 13, 9, 300), True),
+    # An input wider than a state under 128 units: projected before the op.
+    "projected_before": ((7, 5, 40, 20), False),
+}
+
+
 @needs_kernels
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("cell", LAYERS)
-def test_compiled_kernel_equals_the_tensorflow_loop(cell, option):
-    """Outputs to 1e-5 and gradients to 1e-4 (the fast path's tolerances), at
-    batch 23 x 300 units x 13 steps: the matmul split across threads, and every
-    edge of packed_gemm.h's tiling (six-row blocks and a remainder of five, 150
-    units a part: panels of 16 columns and a partial one, depth over 256 in BPTT)."""
+def test_compiled_kernel_equals_the_tensorflow_loop(cell, option, shape):
+    """Outputs to 1e-5 and gradients to 1e-4 (the fast path's tolerances)."""
     settings = dict(OPTIONS[option])
     use_mask, use_state = settings.pop("mask", False), settings.pop("initial_state", False)
     if option == "no_bias_lecture" and cell == "gru":
         settings["update_convention"] = "lecture"
     rng = np.random.default_rng(1)
-    batch, steps, features, units = 23, 13, 9, 300
+    (batch, steps, features, units), in_op = SHAPES[shape]
+    assert recurrences.projects_in_op(features, units) == in_op
     x = tf.constant(rng.normal(size=(batch, steps, features)).astype("float32"))
     mask = None
     if use_mask:
@@ -85,7 +96,15 @@ def test_compiled_kernel_equals_the_tensorflow_loop(cell, option):
     compiled_layer, plain_layer = LAYERS[cell](units, **settings), LAYERS[cell](units, **settings)
     compiled_layer.build(x.shape)
     plain_layer.build(x.shape)
-    plain_layer.set_weights(compiled_layer.get_weights())
+    # Non-zero biases (Keras starts them at zero, but for the LSTM's forget gate),
+    # so every bias's place in the loop is checked (GRU's holds the input's and
+    # the recurrent one: (2, 3 * units)).
+    weights = [
+        v.numpy() + rng.normal(scale=0.1, size=v.shape).astype("float32") * ("bias" in v.path)
+        for v in compiled_layer.weights
+    ]
+    compiled_layer.set_weights(weights)
+    plain_layer.set_weights(weights)
     n_states = 2 if cell == "lstm" else 1
     initial_state = [tf.constant(rng.normal(size=(batch, units)).astype("float32")) for _ in range(n_states)]
     initial_state = initial_state if use_state else None

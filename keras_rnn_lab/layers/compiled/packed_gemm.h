@@ -58,48 +58,76 @@ class PackedMatrix {
   std::vector<float> data_;
 };
 
+// Where rows of A come from for packed depth [k_begin, k_end): A may be two
+// matrices side by side ([x_t, h_{t-1}] against [W_x; W]) without copying
+// them into one; row i, depth k reads a[i * lda + k - k_begin].
+struct DepthSegment {
+  const float* a;
+  int64_t lda, k_begin, k_end;
+};
+
 #ifdef KERAS_RNN_LAB_PACKED_AVX2
-// Rows [0, MR) of C's panel columns [0, cols) = A's rows times depth k0..k1 of
-// the panel (accumulate: added to C).  The accumulators are two plain arrays
+// Rows [row, row + MR) of C's panel columns [0, cols) = A's rows times depth
+// k0..k1 of the panel (accumulate: added to C), every segment's part of that
+// depth into the same accumulators.  The accumulators are two plain arrays
 // indexed by unrolled constants: one 2-D array of them made GCC 12 keep a copy
 // on the stack and store it every iteration (half the speed).
 template <int MR>
-inline void MicroKernel(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, float* c,
-                        int64_t ldc, int64_t cols, bool accumulate) {
+inline void MicroKernel(const DepthSegment* segments, int count, int64_t row, const float* panel, int64_t k0,
+                        int64_t k1, float* c, int64_t ldc, int64_t cols, bool accumulate) {
   __m256 lo[MR], hi[MR];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
-  const float* b = panel + k0 * kPanel;
-  for (int64_t k = k0; k < k1; ++k, b += kPanel) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+  for (int s = 0; s < count; ++s) {
+    const DepthSegment& segment = segments[s];
+    const int64_t begin = std::max(k0, segment.k_begin), end = std::min(k1, segment.k_end);
+    const int64_t lda = segment.lda;
+    const float* a = segment.a + row * lda - segment.k_begin;
+    const float* b = panel + begin * kPanel;
+    for (int64_t k = begin; k < end; ++k, b += kPanel) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i * lda + k);
-      lo[i] = _mm256_fmadd_ps(ai, b0, lo[i]);
-      hi[i] = _mm256_fmadd_ps(ai, b1, hi[i]);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(a + i * lda + k);
+        lo[i] = _mm256_fmadd_ps(ai, b0, lo[i]);
+        hi[i] = _mm256_fmadd_ps(ai, b1, hi[i]);
+      }
     }
   }
-  alignas(32) float tile[MR][kPanel];
+  if (cols == kPanel) {  // a full panel: straight from the registers (most calls)
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      float* c_row = c + (row + i) * ldc;
+      if (accumulate) {
+        lo[i] = _mm256_add_ps(lo[i], _mm256_loadu_ps(c_row));
+        hi[i] = _mm256_add_ps(hi[i], _mm256_loadu_ps(c_row + 8));
+      }
+      _mm256_storeu_ps(c_row, lo[i]);
+      _mm256_storeu_ps(c_row + 8, hi[i]);
+    }
+    return;
+  }
+  alignas(32) float tile[MR][kPanel];  // the last, partial panel: its columns one by one
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     _mm256_store_ps(tile[i], lo[i]);
     _mm256_store_ps(tile[i] + 8, hi[i]);
   }
   for (int i = 0; i < MR; ++i) {
-    float* row = c + i * ldc;
+    float* c_row = c + (row + i) * ldc;
     if (accumulate) {
-      for (int64_t j = 0; j < cols; ++j) row[j] += tile[i][j];
+      for (int64_t j = 0; j < cols; ++j) c_row[j] += tile[i][j];
     } else {
-      for (int64_t j = 0; j < cols; ++j) row[j] = tile[i][j];
+      for (int64_t j = 0; j < cols; ++j) c_row[j] = tile[i][j];
     }
   }
 }
-
 #endif
 
-// C (rows, b.columns()) = A (rows, b.depth()) B, row-major with row strides
-// lda and ldc.
-inline void PackedGemm(const float* a, int64_t lda, int64_t rows, const PackedMatrix& b, float* c, int64_t ldc) {
+// C (rows, b.columns()) = A B, row-major with row stride ldc, where the
+// segments (in depth order, covering [0, b.depth())) supply A's rows.
+inline void PackedGemm(const DepthSegment* segments, int count, int64_t rows, const PackedMatrix& b, float* c,
+                       int64_t ldc) {
 #ifdef KERAS_RNN_LAB_PACKED_AVX2
   // Depth in slices of 256, so a panel's slice (16 KB) stays in L1 across the
   // row blocks; the slices after the first add to C.
@@ -113,15 +141,13 @@ inline void PackedGemm(const float* a, int64_t lda, int64_t rows, const PackedMa
       const int64_t cols = std::min(kPanel, b.columns() - p * kPanel);
       float* c_panel = c + p * kPanel;
       int64_t i = 0;
-      for (; i + 6 <= rows; i += 6) MicroKernel<6>(a + i * lda, lda, panel, k0, k1, c_panel + i * ldc, ldc, cols, accumulate);
-      const float* a_rest = a + i * lda;
-      float* c_rest = c_panel + i * ldc;
+      for (; i + 6 <= rows; i += 6) MicroKernel<6>(segments, count, i, panel, k0, k1, c_panel, ldc, cols, accumulate);
       switch (rows - i) {
-        case 5: MicroKernel<5>(a_rest, lda, panel, k0, k1, c_rest, ldc, cols, accumulate); break;
-        case 4: MicroKernel<4>(a_rest, lda, panel, k0, k1, c_rest, ldc, cols, accumulate); break;
-        case 3: MicroKernel<3>(a_rest, lda, panel, k0, k1, c_rest, ldc, cols, accumulate); break;
-        case 2: MicroKernel<2>(a_rest, lda, panel, k0, k1, c_rest, ldc, cols, accumulate); break;
-        case 1: MicroKernel<1>(a_rest, lda, panel, k0, k1, c_rest, ldc, cols, accumulate); break;
+        case 5: MicroKernel<5>(segments, count, i, panel, k0, k1, c_panel, ldc, cols, accumulate); break;
+        case 4: MicroKernel<4>(segments, count, i, panel, k0, k1, c_panel, ldc, cols, accumulate); break;
+        case 3: MicroKernel<3>(segments, count, i, panel, k0, k1, c_panel, ldc, cols, accumulate); break;
+        case 2: MicroKernel<2>(segments, count, i, panel, k0, k1, c_panel, ldc, cols, accumulate); break;
+        case 1: MicroKernel<1>(segments, count, i, panel, k0, k1, c_panel, ldc, cols, accumulate); break;
         default: break;
       }
     }
@@ -130,10 +156,23 @@ inline void PackedGemm(const float* a, int64_t lda, int64_t rows, const PackedMa
   using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using View = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
   using ConstView = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
-  View(c, rows, b.columns(), Eigen::OuterStride<>(ldc)).noalias() =
-      ConstView(a, rows, b.depth(), Eigen::OuterStride<>(lda)) *
-      ConstView(b.data(), b.depth(), b.columns(), Eigen::OuterStride<>(b.columns()));
+  View product(c, rows, b.columns(), Eigen::OuterStride<>(ldc));
+  const ConstView all_b(b.data(), b.depth(), b.columns(), Eigen::OuterStride<>(b.columns()));
+  for (int s = 0; s < count; ++s) {
+    const DepthSegment& segment = segments[s];
+    const int64_t depth = segment.k_end - segment.k_begin;
+    const ConstView a(segment.a, rows, depth, Eigen::OuterStride<>(segment.lda));
+    if (s == 0) product.noalias() = a * all_b.middleRows(segment.k_begin, depth);
+    else product.noalias() += a * all_b.middleRows(segment.k_begin, depth);
+  }
 #endif
+}
+
+// C (rows, b.columns()) = A (rows, b.depth()) B, row-major with row strides
+// lda and ldc.
+inline void PackedGemm(const float* a, int64_t lda, int64_t rows, const PackedMatrix& b, float* c, int64_t ldc) {
+  const DepthSegment whole{a, lda, 0, b.depth()};
+  PackedGemm(&whole, 1, rows, b, c, ldc);
 }
 
 }  // namespace keras_rnn_lab

@@ -29,6 +29,7 @@ using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
+using keras_rnn_lab::DepthSegment;
 using keras_rnn_lab::PackedGemm;
 using keras_rnn_lab::PackedMatrix;
 
@@ -151,6 +152,12 @@ const float* DataOrNull(const Tensor& t) { return t.NumElements() > 0 ? t.flat<f
 // Forward: carried h (time, batch, units), carried C (LSTM, else empty) and the
 // activations the backward pass reads (when save_gates; else empty):
 //   LSTM  [i, C~, f, o]  GRU [z, r, h~, h W_h + b'_h]
+// Its input xp is the projected sequence x U + b (time, batch, gates*units), or,
+// given input_kernel U (features, gates*units) and input_bias b, the sequence x
+// itself (time, batch, features), projected a step at a time in here: SimpleRNN
+// and LSTM as one GEMM per step, [x_t, h_{t-1}] times [U; W] (neither the
+// projected sequence's write nor its re-read); GRU, whose reset gate scales h W_h
+// alone, as a second GEMM per step into this part's columns.
 class RecurrenceForward : public OpKernel {
  public:
   explicit RecurrenceForward(OpKernelConstruction* ctx) : OpKernel(ctx), s_(ctx) {
@@ -165,13 +172,21 @@ class RecurrenceForward : public OpKernel {
     const Tensor& bias = ctx->input(4);
     const Tensor& r = ctx->input(5);
     const Tensor& m = ctx->input(6);
+    const Tensor& input_kernel = ctx->input(7);
+    const Tensor& input_bias = ctx->input(8);
     const int gates = Gates(s_.cell);
     OP_REQUIRES(ctx, xp.dims() == 3 && h0.dims() == 2 && w.dims() == 2,
                 InvalidArgument("xp (time, batch, gates*units), h0 (batch, units), w (units, gates*units)"));
     const int64_t T = xp.dim_size(0), B = xp.dim_size(1), U = h0.dim_size(1), GU = gates * U;
-    OP_REQUIRES(ctx, xp.dim_size(2) == GU && h0.dim_size(0) == B && w.dim_size(0) == U && w.dim_size(1) == GU,
+    const bool project = input_kernel.NumElements() > 0;  // xp is x, projected in here
+    const int64_t F = project ? input_kernel.dim_size(0) : 0, xp_width = project ? F : GU;
+    OP_REQUIRES(ctx, xp.dim_size(2) == xp_width && h0.dim_size(0) == B && w.dim_size(0) == U && w.dim_size(1) == GU,
                 InvalidArgument("shapes disagree: xp ", xp.shape().DebugString(), ", h0 ",
                                 h0.shape().DebugString(), ", w ", w.shape().DebugString()));
+    OP_REQUIRES(ctx, !project || (input_kernel.dims() == 2 && input_kernel.dim_size(1) == GU),
+                InvalidArgument("input_kernel must be (features, gates*units)"));
+    OP_REQUIRES(ctx, input_bias.NumElements() == 0 || (project && input_bias.NumElements() == GU),
+                InvalidArgument("input_bias must be (gates*units,), with input_kernel"));
     const bool has_r = r.NumElements() > 0, has_m = m.NumElements() > 0, has_bias = bias.NumElements() > 0;
     OP_REQUIRES(ctx, !has_r || r.NumElements() == B * U, InvalidArgument("r must be (batch, units)"));
     OP_REQUIRES(ctx, !has_m || m.NumElements() == T * B, InvalidArgument("m must be (time, batch, 1)"));
@@ -190,6 +205,7 @@ class RecurrenceForward : public OpKernel {
 
     const float *xp_p = xp.flat<float>().data(), *w_p = w.flat<float>().data(), *h0_p = h0.flat<float>().data();
     const float *r_p = DataOrNull(r), *m_p = DataOrNull(m), *c0_p = DataOrNull(c0), *b_p = DataOrNull(bias);
+    const float *u_p = DataOrNull(input_kernel), *bu_p = DataOrNull(input_bias);
     float* h_p = h_out->flat<float>().data();
     float* c_p = s_.cell == kLstm ? c_out->flat<float>().data() : nullptr;
     float* g_p = save_gates_ ? gates_out->flat<float>().data() : nullptr;
@@ -208,12 +224,20 @@ class RecurrenceForward : public OpKernel {
       // side: one wide GEMM per step instead of one narrow one per block.
       std::vector<int64_t> w_column(gates * n);  // column of W behind each packed column
       for (int64_t col = 0; col < gates * n; ++col) w_column[col] = (col / n) * U + sl.u0 + col % n;
-      PackedMatrix w_part;
-      w_part.Pack(U, gates * n, [&](int64_t k, int64_t col) { return w_p[k * GU + w_column[col]]; });
-      RowMatrix a_part(B, gates * n);
-      Eigen::Matrix<float, 1, Eigen::Dynamic> b_part(gates * n);
+      // Projecting in here: SimpleRNN and LSTM stack U's columns above W's (depth
+      // F + U); GRU packs them apart (u_part) for their own GEMM.
+      const bool x_in_a = project && s.cell != kGru;
+      const int64_t w_depth = x_in_a ? F + U : U, w_from = x_in_a ? F : 0;
+      PackedMatrix w_part, u_part;
+      w_part.Pack(w_depth, gates * n, [&](int64_t k, int64_t col) {
+        return k < w_from ? u_p[k * GU + w_column[col]] : w_p[(k - w_from) * GU + w_column[col]];
+      });
+      if (project && !x_in_a) u_part.Pack(F, gates * n, [&](int64_t k, int64_t col) { return u_p[k * GU + w_column[col]]; });
+      RowMatrix a_part(B, gates * n), x_part(project && !x_in_a ? B : 0, gates * n);
+      Eigen::Matrix<float, 1, Eigen::Dynamic> b_part(gates * n), bu_part(gates * n);
       for (int g = 0; g < gates; ++g) {
         if (b_p != nullptr) b_part.segment(g * n, n) = Eigen::Map<const Eigen::VectorXf>(b_p + g * U + sl.u0, n);
+        if (bu_p != nullptr) bu_part.segment(g * n, n) = Eigen::Map<const Eigen::VectorXf>(bu_p + g * U + sl.u0, n);
       }
       auto pa = [&](int g) { return Block(a_part.data() + g * n, B, n, Eigen::OuterStride<>(gates * n)); };
       if (has_r) own_w(h_in_p) = own(h0_p) * sl.of(r_p, 1, 0);
@@ -221,22 +245,36 @@ class RecurrenceForward : public OpKernel {
       for (int64_t t = 0; t < T; ++t) {
         const float* h_prev = t == 0 ? h0_p : h_p + (t - 1) * B * U;
         const float* h_mul = has_r ? h_in_p + (t % 2) * B * U : h_prev;
-        const float* x_t = xp_p + t * B * GU;
-        // This part's columns of a = h_in W (+ b'), one GEMM over its packed columns.
-        PackedGemm(h_mul, U, B, w_part, a_part.data(), gates * n);
+        const float* x_t = xp_p + t * B * xp_width;
+        // This part's columns of a = h_in W (+ b'), one GEMM over its packed
+        // columns; projecting SimpleRNN or LSTM in here, a = x_t U + h_in W + b.
+        const DepthSegment a_rows[2] = {{x_t, F, 0, F}, {h_mul, U, w_from, w_depth}};
+        PackedGemm(x_in_a ? a_rows : a_rows + 1, x_in_a ? 2 : 1, B, w_part, a_part.data(), gates * n);
         if (s.cell == kGru && b_p != nullptr) a_part.array().rowwise() += b_part.array();
+        if (x_in_a && bu_p != nullptr) a_part.array().rowwise() += bu_part.array();
+        if (project && !x_in_a) {  // GRU: this part's columns of x_t U + b
+          PackedGemm(x_t, F, B, u_part, x_part.data(), gates * n);
+          if (bu_p != nullptr) x_part.array().rowwise() += bu_part.array();
+        }
+        // Gate block g of this step's projected input, for the parts not in a.
+        auto xb = [&](int g) {
+          return project ? ConstBlock(x_part.data() + g * n, B, n, Eigen::OuterStride<>(gates * n))
+                         : sl.of(x_t, gates, g);
+        };
         Block h_new = own_w(h_p + t * B * U);
         if (s.cell == kSimpleRnn) {
           Block pre = pa(0);
-          pre += sl.of(x_t, 1, 0);
+          if (!x_in_a) pre += xb(0);
           Activate(s.activation, pre);
           h_new = pre;
         } else if (s.cell == kLstm) {
           Block i = pa(0), cand = pa(1), f = pa(2), o = pa(3);
-          i += sl.of(x_t, 4, 0);
-          cand += sl.of(x_t, 4, 1);
-          f += sl.of(x_t, 4, 2);
-          o += sl.of(x_t, 4, 3);
+          if (!x_in_a) {
+            i += xb(0);
+            cand += xb(1);
+            f += xb(2);
+            o += xb(3);
+          }
           Activate(s.recurrent_activation, i);
           Activate(s.activation, cand);
           Activate(s.recurrent_activation, f);
@@ -253,11 +291,11 @@ class RecurrenceForward : public OpKernel {
           }
         } else {  // GRU, reset_after: a = h_in W + b'
           Block rec_h = pa(2);
-          z = sl.of(x_t, 3, 0) + pa(0);
-          reset = sl.of(x_t, 3, 1) + pa(1);
+          z = xb(0) + pa(0);
+          reset = xb(1) + pa(1);
           Activate(s.recurrent_activation, z);
           Activate(s.recurrent_activation, reset);
-          c_act = sl.of(x_t, 3, 2) + reset * rec_h;  // the candidate h~
+          c_act = xb(2) + reset * rec_h;  // the candidate h~
           Activate(s.activation, c_act);
           if (s.lecture_update) h_new = own(h_prev) + z * (c_act - own(h_prev));
           else h_new = c_act + z * (own(h_prev) - c_act);
@@ -418,6 +456,8 @@ REGISTER_OP("KerasRnnLabRecurrence")
     .Input("recurrent_bias: float")
     .Input("recurrent_mask: float")
     .Input("step_mask: float")
+    .Input("input_kernel: float")
+    .Input("input_bias: float")
     .Output("h: float")
     .Output("c: float")
     .Output("gates: float")
