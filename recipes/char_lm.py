@@ -337,6 +337,25 @@ def _train_truncated(config, data, model, out):
     return model, history
 
 
+def streamed_validation_bits(config, data, model):
+    """Bits per character of `model` on the validation text read as `batch_size`
+    streams, window after window, the state carried (char-rnn's way of scoring:
+    every character has its stream's whole past as context, where each of the
+    windows `fit` validates on starts from a zero state).  None when the text
+    fills no window of every stream."""
+    if len(data.validation_text) <= config.batch_size * config.window:
+        return None
+    stateful = build_model(config, data, stateful=True)
+    stateful.set_weights(model.get_weights())
+    scores = stateful.evaluate(
+        stream_dataset(stateful, data.validation_text, config),
+        callbacks=[training.ResetStates()],
+        verbose=0,
+        return_dict=True,
+    )
+    return scores["bits_per_char"]
+
+
 def load(path, argument="--model"):
     """A saved character model (its vocabulary is inside it); a UsageError
     naming `argument` unless the file is a char_lm model."""
@@ -386,7 +405,14 @@ def main(argv=None):
     if "val_bits_per_char" in history.history:
         best = min(history.history["val_bits_per_char"])
         # nats: the unit char-rnn and nanoGPT quote (their loss, the mean cross-entropy)
-        print(f"best validation: {best:.3f} bits per character ({best * math.log(2.0):.3f} nats)")
+        how = "streams, state carried" if config.tbptt else f"windows of {config.window} from a zero state"
+        print(f"best validation: {best:.3f} bits per character ({best * math.log(2.0):.3f} nats; {how})")
+        streamed = None if config.tbptt else streamed_validation_bits(config, load_data(config), model)
+        if streamed is not None:
+            print(
+                f"the same model, the validation text read as {config.batch_size} streams with the state carried "
+                f"(char-rnn's scoring): {streamed:.3f} bits per character ({streamed * math.log(2.0):.3f} nats)"
+            )
     if config.text is not None:  # hello: the most likely character at every step (top_k=1)
         print(TextGenerator(model)(config.sample_prime, 4, top_k=1)[0])
     else:

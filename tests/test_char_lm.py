@@ -113,6 +113,33 @@ def test_truncated_bptt_gradients_stop_at_the_window_start():
     assert difference > 1e-3  # full BPTT reaches back into the first window; truncated does not
 
 
+def test_streamed_validation_equals_each_stream_read_in_one_pass():
+    """char-rnn's scoring (state carried window to window) against the stateless
+    model reading each stream whole, by NumPy cross-entropy."""
+    config, stateful, stateless = _tbptt_models(window=5, batch_size=2)
+    rng = np.random.default_rng(3)
+    text = "".join(rng.choice(list("abcdefgh"), size=2 * 15 + 3))
+    data = char_lm.Data(train_text="", validation_text=text, vocabulary=list("abcdefgh"))
+    got = char_lm.streamed_validation_bits(config, data, stateless)
+    inputs, targets = training.stream_windows(np.array(list(text)), config.window, config.batch_size)
+    streams = np.concatenate(list(inputs), axis=1)  # (2, 15): each stream's three windows in one row
+    next_chars = np.concatenate(list(targets), axis=1)
+    logits = stateless(streams).numpy().astype("float64")
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    ids = stateless.get_layer("char_lookup")(next_chars).numpy()
+    want = -np.take_along_axis(log_p, ids[..., None], -1).mean() / np.log(2.0)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # From a zero state at every window (how fit validates) it differs: the state matters here.
+    per_window = np.concatenate([stateless(w).numpy() for w in inputs], axis=1).astype("float64")
+    per_window -= per_window.max(-1, keepdims=True)
+    per_window -= np.log(np.exp(per_window).sum(-1, keepdims=True))
+    zero_state = -np.take_along_axis(per_window, ids[..., None], -1).mean() / np.log(2.0)
+    assert abs(zero_state - want) > 1e-3
+    short = char_lm.Data(train_text="", validation_text=text[:10], vocabulary=list("abcdefgh"))
+    assert char_lm.streamed_validation_bits(config, short, stateless) is None
+
+
 def test_tbptt_training_lowers_the_loss_and_returns_a_stateless_model(tmp_path):
     config = dataclasses.replace(char_lm.RECIPE.config("tiny"), tbptt=True, batch_size=8, epochs=3)
     model, history = char_lm.train(config, out=str(tmp_path / "tbptt.keras"))
