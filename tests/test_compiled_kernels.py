@@ -5,7 +5,8 @@ be built (this file checks that they really ran); CI runs that file again with
 KERAS_RNN_LAB_KERNELS=0 for the TensorFlow loop.  Here: the compiled path
 against the TensorFlow-ops path at sizes where the op's threads split
 the work, with every option that changes the loop (and again, slow, on kernels
-built without AVX2/FMA: packed_gemm.h's Eigen branch); the fallbacks and their
+built without AVX-512 and without AVX2/FMA: packed_gemm.h's AVX2 and Eigen
+branches); the fallbacks and their
 reasons; and graphs that are exported or XLA-compiled never holding the op.
 """
 
@@ -245,12 +246,18 @@ def test_without_kernels_the_tensorflow_loop_runs_and_says_why(environment, reas
 
 @pytest.mark.slow
 @needs_kernels
-def test_kernels_built_without_avx2_run_eigen_products_and_equal_the_tensorflow_loop(tmp_path):
-    """packed_gemm.h's other branch: on a CPU without AVX2/FMA the same ops run
-    Eigen's product.  Built here with those instruction sets switched off (a
-    compiler wrapper), the equality test above must pass on that library too."""
-    wrapper = tmp_path / "cxx_without_avx2"
-    wrapper.write_text(f'#!/bin/sh\nexec {build._compiler()} "$@" -mno-avx2 -mno-fma\n')
+@pytest.mark.parametrize(
+    "flags, branch",
+    [("-mno-avx512f", "avx2"), ("-mno-avx2 -mno-fma", "eigen")],
+    ids=["avx2_without_avx512", "eigen_without_avx2"],
+)
+def test_kernels_built_for_narrower_cpus_equal_the_tensorflow_loop(tmp_path, flags, branch):
+    """packed_gemm.h's other branches: on a CPU without AVX-512 the AVX2
+    micro-kernel, without AVX2/FMA Eigen's product.  Built here with those
+    instruction sets switched off (a compiler wrapper), the equality test above
+    must pass on that library too."""
+    wrapper = tmp_path / "cxx_narrower"
+    wrapper.write_text(f'#!/bin/sh\nexec {build._compiler()} "$@" {flags}\n')
     wrapper.chmod(0o755)
     cache = tmp_path / "cache"
     env = {k: v for k, v in os.environ.items() if k != build.SWITCH}
@@ -261,6 +268,10 @@ def test_kernels_built_without_avx2_run_eigen_products_and_equal_the_tensorflow_
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]
     (library,) = cache.glob("*.so")
-    if shutil.which("objdump"):  # no FMA instruction: the micro-kernel was compiled out
+    if shutil.which("objdump"):  # the branch asked for was the one compiled in
         disassembly = subprocess.run(["objdump", "-d", str(library)], capture_output=True, text=True).stdout
-        assert "vfmadd" not in disassembly
+        assert "zmm" not in disassembly
+        if branch == "avx2":
+            assert "vfmadd" in disassembly and "ymm" in disassembly
+        else:
+            assert "vfmadd" not in disassembly
