@@ -38,7 +38,7 @@ namespace keras_rnn_lab {
 struct Simd {
   using Vec = __m512;
   static constexpr int kLanes = 16;
-  static constexpr int kRows = 8;  // 16 accumulators; 8 ran 1.1-1.5x 12 at 32-64 rows
+  static constexpr int kRows = 8;  // 16 of the 32 registers accumulate; batches of 32 and 64 split evenly
   static Vec Zero() { return _mm512_setzero_ps(); }
   static Vec Load(const float* p) { return _mm512_loadu_ps(p); }
   static void Store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
